@@ -1,0 +1,1 @@
+//! SCAFFOLD: chat helper writes this crate.

@@ -1,0 +1,1 @@
+//! SCAFFOLD: sampler helper writes this.

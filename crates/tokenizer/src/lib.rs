@@ -1,0 +1,1 @@
+//! SCAFFOLD: tokenizer helper writes this crate.
