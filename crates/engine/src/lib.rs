@@ -1,2 +1,14 @@
-//! Engine.
+//! shohin's engine: backends, the qwen2/qwen3 model, KV cache, tokenizer
+//! and chat glue, sampler and generator. Knows nothing of the CLI/server.
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod kv_cache;
+pub mod model;
+mod ops;
 pub mod sampler;
+pub mod session;
+pub mod weights;
+
+pub use error::{EngineError, Result};

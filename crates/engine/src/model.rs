@@ -1,0 +1,216 @@
+//! The qwen2 / qwen3 forward pass, written once over a [`Backend`]. Read it
+//! top to bottom like llama2.c's `forward`: shapes are in the comments
+//! (`n` = tokens in the batch, `d` = n_embd).
+
+use crate::backend::Backend;
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::kv_cache::KvCache;
+use crate::ops;
+use crate::weights::Weights;
+use rayon::prelude::*;
+use shohin_gguf::GgufFile;
+
+/// Tokens per forward chunk during prompt processing (llama.cpp's n_ubatch).
+pub const N_BATCH: usize = 512;
+
+#[derive(Debug)]
+pub struct Model {
+    pub file: GgufFile,
+    pub config: ModelConfig,
+    pub weights: Weights,
+    pub backend: Box<dyn Backend>,
+}
+
+impl Model {
+    /// Validate hyperparameters and tensors, and ask the backend whether it
+    /// can run every matrix (fail at load, not mid-generation).
+    pub fn load(file: GgufFile, backend: Box<dyn Backend>) -> Result<Self> {
+        let config = ModelConfig::from_gguf(&file)?;
+        let weights = Weights::load(&file, &config)?;
+        backend.check(&mut weights.matrices())?;
+        Ok(Self {
+            file,
+            config,
+            weights,
+            backend,
+        })
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.weights.n_vocab
+    }
+
+    /// A cache for `n_ctx` positions.
+    pub fn new_cache(&self, n_ctx: usize) -> KvCache {
+        let c = &self.config;
+        KvCache::new(c.n_layer, n_ctx, c.k_dim(), c.v_dim())
+    }
+
+    /// Run `tokens` at positions `cache.len()..`, append them to the cache
+    /// and write the logits of the last token to `logits` (`n_vocab`).
+    pub fn forward(&self, cache: &mut KvCache, tokens: &[u32], logits: &mut [f32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let n_vocab = self.n_vocab();
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= n_vocab) {
+            return Err(EngineError::TokenOutOfVocab { id, n_vocab });
+        }
+        if cache.len() + tokens.len() > cache.n_ctx() {
+            return Err(EngineError::ContextFull {
+                n_ctx: cache.n_ctx(),
+            });
+        }
+        assert_eq!(logits.len(), n_vocab);
+        let mut last_hidden = vec![0.0f32; self.config.n_embd];
+        for chunk in tokens.chunks(N_BATCH) {
+            let mut run = || self.forward_chunk(cache, chunk, &mut last_hidden);
+            self.backend.install(&mut run);
+        }
+        let w = &self.weights;
+        let mut normed = vec![0.0f32; self.config.n_embd];
+        ops::rms_norm(&last_hidden, &w.output_norm, self.config.rms_eps, &mut normed);
+        let out = w.output.view(&self.file);
+        self.backend.matmul(out, &normed, 1, logits);
+        Ok(())
+    }
+
+    /// One batch of `n` tokens through every layer; leaves the final hidden
+    /// state of the last token in `last_hidden` (`d`).
+    fn forward_chunk(&self, cache: &mut KvCache, tokens: &[u32], last_hidden: &mut [f32]) {
+        let c = &self.config;
+        let w = &self.weights;
+        let f = &self.file;
+        let be = &*self.backend;
+        let (n, d) = (tokens.len(), c.n_embd);
+        let (hd, hd_v) = (c.head_dim, c.head_dim_v);
+        let pos0 = cache.len();
+
+        // x: [n][d] residual stream, from the embedding rows.
+        let mut x = vec![0.0f32; n * d];
+        let emb = w.token_embd.view(f);
+        let emb_row = emb.data.len() / emb.rows;
+        for (t, &id) in tokens.iter().enumerate() {
+            let id = id as usize;
+            shohin_quant::dequantize_row(
+                emb.ty,
+                &emb.data[id * emb_row..(id + 1) * emb_row],
+                &mut x[t * d..(t + 1) * d],
+            )
+            .expect("embedding row is whole blocks");
+        }
+
+        let mut h = vec![0.0f32; n * d]; // [n][d] normed input of a sub-block
+        let mut q = vec![0.0f32; n * c.q_dim()]; // [n][n_head*hd]
+        let mut k = vec![0.0f32; n * c.k_dim()]; // [n][n_head_kv*hd]
+        let mut v = vec![0.0f32; n * c.v_dim()]; // [n][n_head_kv*hd_v]
+        let mut att = vec![0.0f32; n * c.n_head * hd_v]; // [n][n_head*hd_v]
+        let mut proj = vec![0.0f32; n * d]; // [n][d] output of wo / w_down
+        let mut gate = vec![0.0f32; n * c.n_ff]; // [n][n_ff]
+        let mut up = vec![0.0f32; n * c.n_ff]; // [n][n_ff]
+        let mut rope = vec![(0.0f32, 0.0f32); n * hd / 2]; // [n][hd/2] (cos, sin)
+        for (t, r) in rope.chunks_mut(hd / 2).enumerate() {
+            ops::rope_cache(pos0 + t, hd, c.rope_base, r);
+        }
+
+        for (il, l) in w.layers.iter().enumerate() {
+            // --- attention ---
+            for t in 0..n {
+                let xs = &x[t * d..(t + 1) * d];
+                ops::rms_norm(xs, &l.attn_norm, c.rms_eps, &mut h[t * d..(t + 1) * d]);
+            }
+            be.matmul(l.wq.view(f), &h, n, &mut q);
+            be.matmul(l.wk.view(f), &h, n, &mut k);
+            be.matmul(l.wv.view(f), &h, n, &mut v);
+            for (buf, bias) in [(&mut q, &l.bq), (&mut k, &l.bk), (&mut v, &l.bv)] {
+                if let Some(b) = bias {
+                    for row in buf.chunks_mut(b.len()) {
+                        ops::add_inplace(row, b);
+                    }
+                }
+            }
+            for (buf, norm) in [(&mut q, &l.q_norm), (&mut k, &l.k_norm)] {
+                if let Some(nw) = norm {
+                    for head in buf.chunks_mut(hd) {
+                        ops::rms_norm_inplace(head, nw, c.rms_eps);
+                    }
+                }
+            }
+            for (buf, width) in [(&mut q, c.q_dim()), (&mut k, c.k_dim())] {
+                for (t, row) in buf.chunks_mut(width).enumerate() {
+                    let r = &rope[t * hd / 2..(t + 1) * hd / 2];
+                    for head in row.chunks_mut(hd) {
+                        ops::rope_neox(head, r);
+                    }
+                }
+            }
+            for t in 0..n {
+                cache.store(
+                    il,
+                    pos0 + t,
+                    &k[t * c.k_dim()..(t + 1) * c.k_dim()],
+                    &v[t * c.v_dim()..(t + 1) * c.v_dim()],
+                );
+            }
+            self.attention(cache, il, pos0, n, &q, &mut att);
+            be.matmul(l.wo.view(f), &att, n, &mut proj);
+            ops::add_inplace(&mut x, &proj);
+
+            // --- feed-forward (SwiGLU) ---
+            for t in 0..n {
+                let xs = &x[t * d..(t + 1) * d];
+                ops::rms_norm(xs, &l.ffn_norm, c.rms_eps, &mut h[t * d..(t + 1) * d]);
+            }
+            be.matmul(l.w_gate.view(f), &h, n, &mut gate);
+            be.matmul(l.w_up.view(f), &h, n, &mut up);
+            ops::swiglu(&mut gate, &up);
+            be.matmul(l.w_down.view(f), &gate, n, &mut proj);
+            ops::add_inplace(&mut x, &proj);
+        }
+        cache.set_len(pos0 + n);
+        last_hidden.copy_from_slice(&x[(n - 1) * d..]);
+    }
+
+    /// Causal attention of `n` queries (positions `pos0..pos0+n`) over the
+    /// cache, one task per (token, head). q: [n][n_head*hd] → att: [n][n_head*hd_v].
+    fn attention(&self, cache: &KvCache, il: usize, pos0: usize, n: usize, q: &[f32], att: &mut [f32]) {
+        let c = &self.config;
+        let (hd, hd_v) = (c.head_dim, c.head_dim_v);
+        let group = c.n_head / c.n_head_kv;
+        let (kd, vd) = (c.k_dim(), c.v_dim());
+        let keys = cache.keys(il, pos0 + n);
+        let values = cache.values(il, pos0 + n);
+        let scale = 1.0 / (hd as f32).sqrt();
+        att.par_chunks_mut(hd_v).enumerate().for_each(|(i, out)| {
+            let (t, head) = (i / c.n_head, i % c.n_head);
+            let kvh = head / group;
+            let qh = &q[t * c.q_dim() + head * hd..][..hd];
+            let n_kv = pos0 + t + 1;
+            let mut scores: Vec<f32> = (0..n_kv)
+                .map(|j| {
+                    let kj = &keys[j * kd + kvh * hd..][..hd];
+                    let s: f32 = qh.iter().zip(kj).map(|(a, b)| a * b.to_f32()).sum();
+                    s * scale
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f64;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                sum += f64::from(*s);
+            }
+            let inv = (1.0 / sum) as f32;
+            out.fill(0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                let vj = &values[j * vd + kvh * hd_v..][..hd_v];
+                for (o, vv) in out.iter_mut().zip(vj) {
+                    *o += p * vv.to_f32();
+                }
+            }
+            for o in out.iter_mut() {
+                *o *= inv;
+            }
+        });
+    }
+}

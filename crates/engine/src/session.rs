@@ -1,0 +1,149 @@
+//! A conversation's state: the KV cache, the tokens it holds, and the
+//! logits after the last one. Generation loops drive it one step at a time.
+
+use crate::error::{EngineError, Result};
+use crate::kv_cache::KvCache;
+use crate::model::Model;
+use std::time::{Duration, Instant};
+
+/// Default context when `--ctx-size` is not given: min(model context, this).
+pub const DEFAULT_CTX: usize = 4096;
+
+/// The context size to allocate: `requested`, or min(model, 4096).
+/// Never larger than the model's training context.
+pub fn resolve_ctx(requested: Option<usize>, n_ctx_train: usize) -> Result<usize> {
+    match requested {
+        None => Ok(n_ctx_train.min(DEFAULT_CTX)),
+        Some(0) => Err(EngineError::BadCtxSize {
+            got: 0,
+            why: "must be at least 1".into(),
+        }),
+        Some(n) if n > n_ctx_train => Err(EngineError::BadCtxSize {
+            got: n,
+            why: format!("the model was trained for {n_ctx_train} positions"),
+        }),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Time spent and tokens processed, for the end-of-run summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    pub n_prompt: usize,
+    pub prompt: Duration,
+    pub n_gen: usize,
+    pub gen: Duration,
+}
+
+impl Timings {
+    pub fn prompt_tps(&self) -> f64 {
+        rate(self.n_prompt, self.prompt)
+    }
+    pub fn gen_tps(&self) -> f64 {
+        rate(self.n_gen, self.gen)
+    }
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Session<'m> {
+    model: &'m Model,
+    cache: KvCache,
+    tokens: Vec<u32>,
+    logits: Vec<f32>,
+    pub timings: Timings,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model, n_ctx: usize) -> Self {
+        Self {
+            model,
+            cache: model.new_cache(n_ctx),
+            tokens: Vec::new(),
+            logits: vec![0.0; model.n_vocab()],
+            timings: Timings::default(),
+        }
+    }
+
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+    pub fn n_ctx(&self) -> usize {
+        self.cache.n_ctx()
+    }
+    /// Tokens in the context so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+    /// Logits after the last evaluated token.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Evaluate a prompt (batched). Errors before touching the cache when it
+    /// cannot fit.
+    pub fn prompt(&mut self, ids: &[u32]) -> Result<&[f32]> {
+        if self.tokens.len() + ids.len() > self.n_ctx() {
+            return Err(EngineError::PromptTooLong {
+                n_prompt: self.tokens.len() + ids.len(),
+                n_ctx: self.n_ctx(),
+            });
+        }
+        let t = Instant::now();
+        self.eval(ids)?;
+        self.timings.n_prompt += ids.len();
+        self.timings.prompt += t.elapsed();
+        Ok(&self.logits)
+    }
+
+    /// Evaluate one generated token.
+    pub fn step(&mut self, id: u32) -> Result<&[f32]> {
+        let t = Instant::now();
+        self.eval(&[id])?;
+        self.timings.n_gen += 1;
+        self.timings.gen += t.elapsed();
+        Ok(&self.logits)
+    }
+
+    fn eval(&mut self, ids: &[u32]) -> Result<()> {
+        self.model.forward(&mut self.cache, ids, &mut self.logits)?;
+        self.tokens.extend_from_slice(ids);
+        Ok(())
+    }
+
+    /// Drop everything after the first `n` tokens (reuse a shared prefix).
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.tokens.len());
+        self.tokens.truncate(n);
+        self.cache.truncate(n);
+    }
+
+    /// KV cache bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctx_defaults_and_bounds() {
+        assert_eq!(resolve_ctx(None, 32768).unwrap(), 4096);
+        assert_eq!(resolve_ctx(None, 512).unwrap(), 512);
+        assert_eq!(resolve_ctx(Some(100), 512).unwrap(), 100);
+        assert!(resolve_ctx(Some(0), 512).is_err());
+        assert!(resolve_ctx(Some(513), 512).is_err());
+        // a hostile context_length is never allocated by default
+        assert_eq!(resolve_ctx(None, usize::MAX).unwrap(), 4096);
+    }
+}

@@ -1,0 +1,210 @@
+//! The model's tensors, found by name in the GGUF file and checked against
+//! the hyperparameters (names: llama.cpp `llama-arch.cpp` LLM_TENSOR_NAMES).
+//! Matrices stay in the memory map; only norms and biases are copied to f32.
+
+use crate::config::{Arch, ModelConfig};
+use crate::error::{EngineError, Result};
+use shohin_gguf::{GgufFile, TensorInfo};
+use shohin_quant::GgmlType;
+
+/// A matrix of `rows` rows of `cols` weights each, in the file's format.
+/// GGUF dims are `[cols, rows]` (dims[0] contiguous).
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    pub name: String,
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    info: TensorInfo,
+}
+
+/// A borrowed view of a matrix's bytes, handed to the backend.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    /// `rows * row_bytes(ty, cols)` bytes, row-major.
+    pub data: &'a [u8],
+}
+
+impl Matrix {
+    pub fn view<'a>(&self, file: &'a GgufFile) -> MatRef<'a> {
+        MatRef {
+            ty: self.ty,
+            rows: self.rows,
+            cols: self.cols,
+            data: file.tensor_data(&self.info),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Layer {
+    pub attn_norm: Vec<f32>,
+    pub wq: Matrix,
+    pub wk: Matrix,
+    pub wv: Matrix,
+    /// qwen2 only.
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
+    /// qwen3 only: per-head RMSNorm weights, `head_dim` long.
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
+    pub wo: Matrix,
+    pub ffn_norm: Vec<f32>,
+    pub w_gate: Matrix,
+    pub w_up: Matrix,
+    pub w_down: Matrix,
+}
+
+#[derive(Debug)]
+pub struct Weights {
+    pub token_embd: Matrix,
+    pub layers: Vec<Layer>,
+    pub output_norm: Vec<f32>,
+    /// `output.weight`, or `token_embd` when absent (tied embeddings).
+    pub output: Matrix,
+    pub tied_output: bool,
+    pub n_vocab: usize,
+}
+
+fn find<'a>(f: &'a GgufFile, name: &str) -> Result<&'a TensorInfo> {
+    f.tensor(name)
+        .ok_or_else(|| EngineError::MissingTensor(name.to_string()))
+}
+
+fn check_dims(t: &TensorInfo, want: &[u64]) -> Result<()> {
+    if t.dims != want {
+        return Err(EngineError::BadShape {
+            name: t.name.clone(),
+            got: t.dims.clone(),
+            want: want.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+fn matrix(f: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Matrix> {
+    let t = find(f, name)?;
+    check_dims(t, &[cols as u64, rows as u64])?;
+    if t.ggml_type == GgmlType::Q8K {
+        return Err(EngineError::BadTensorType {
+            name: name.to_string(),
+            ty: t.ggml_type,
+            why: "Q8_K is an activation format",
+        });
+    }
+    Ok(Matrix {
+        name: name.to_string(),
+        ty: t.ggml_type,
+        rows,
+        cols,
+        info: t.clone(),
+    })
+}
+
+/// A 1-D tensor of `n` values, copied to f32 (norm weights, biases).
+fn vector(f: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>> {
+    let t = find(f, name)?;
+    check_dims(t, &[n as u64])?;
+    if !matches!(t.ggml_type, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return Err(EngineError::BadTensorType {
+            name: name.to_string(),
+            ty: t.ggml_type,
+            why: "norms and biases must be F32, F16 or BF16",
+        });
+    }
+    let mut out = vec![0.0f32; n];
+    shohin_quant::dequantize_row(t.ggml_type, f.tensor_data(t), &mut out).map_err(|e| {
+        EngineError::BadHparam {
+            key: name.to_string(),
+            why: e.to_string(),
+        }
+    })?;
+    Ok(out)
+}
+
+fn opt_vector(f: &GgufFile, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
+    if f.tensor(name).is_some() {
+        vector(f, name, n).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+impl Weights {
+    pub fn load(f: &GgufFile, c: &ModelConfig) -> Result<Self> {
+        let te = find(f, "token_embd.weight")?;
+        let n_vocab = match te.dims.as_slice() {
+            [cols, rows] if *cols == c.n_embd as u64 && *rows > 0 => *rows as usize,
+            _ => {
+                return Err(EngineError::BadShape {
+                    name: te.name.clone(),
+                    got: te.dims.clone(),
+                    want: vec![c.n_embd as u64, 0],
+                })
+            }
+        };
+        let token_embd = matrix(f, "token_embd.weight", c.n_embd, n_vocab)?;
+        let (output, tied_output) = match f.tensor("output.weight") {
+            Some(_) => (matrix(f, "output.weight", c.n_embd, n_vocab)?, false),
+            None => (token_embd.clone(), true),
+        };
+        let output_norm = vector(f, "output_norm.weight", c.n_embd)?;
+        let mut layers = Vec::with_capacity(c.n_layer.min(f.tensors().len()));
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            let (bq, bk, bv, q_norm, k_norm) = match c.arch {
+                Arch::Qwen2 => (
+                    opt_vector(f, &n("attn_q.bias"), c.q_dim())?,
+                    opt_vector(f, &n("attn_k.bias"), c.k_dim())?,
+                    opt_vector(f, &n("attn_v.bias"), c.v_dim())?,
+                    None,
+                    None,
+                ),
+                Arch::Qwen3 => (
+                    None,
+                    None,
+                    None,
+                    Some(vector(f, &n("attn_q_norm.weight"), c.head_dim)?),
+                    Some(vector(f, &n("attn_k_norm.weight"), c.head_dim)?),
+                ),
+            };
+            layers.push(Layer {
+                attn_norm: vector(f, &n("attn_norm.weight"), c.n_embd)?,
+                wq: matrix(f, &n("attn_q.weight"), c.n_embd, c.q_dim())?,
+                wk: matrix(f, &n("attn_k.weight"), c.n_embd, c.k_dim())?,
+                wv: matrix(f, &n("attn_v.weight"), c.n_embd, c.v_dim())?,
+                bq,
+                bk,
+                bv,
+                q_norm,
+                k_norm,
+                wo: matrix(f, &n("attn_output.weight"), c.n_head * c.head_dim_v, c.n_embd)?,
+                ffn_norm: vector(f, &n("ffn_norm.weight"), c.n_embd)?,
+                w_gate: matrix(f, &n("ffn_gate.weight"), c.n_embd, c.n_ff)?,
+                w_up: matrix(f, &n("ffn_up.weight"), c.n_embd, c.n_ff)?,
+                w_down: matrix(f, &n("ffn_down.weight"), c.n_ff, c.n_embd)?,
+            });
+        }
+        Ok(Self {
+            token_embd,
+            layers,
+            output_norm,
+            output,
+            tied_output,
+            n_vocab,
+        })
+    }
+
+    /// Every matrix, for backend capability checks at load.
+    pub fn matrices(&self) -> impl Iterator<Item = &Matrix> {
+        std::iter::once(&self.token_embd)
+            .chain(std::iter::once(&self.output))
+            .chain(self.layers.iter().flat_map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+            }))
+    }
+}
