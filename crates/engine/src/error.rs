@@ -6,6 +6,10 @@ use shohin_quant::GgmlType;
 pub enum EngineError {
     #[error(transparent)]
     Gguf(#[from] shohin_gguf::GgufError),
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[from] shohin_tokenizer::TokenizerError),
+    #[error("chat template: {0}")]
+    Chat(#[from] shohin_chat::ChatError),
     #[error("unsupported architecture `{0}` (supported: qwen2, qwen3)")]
     UnsupportedArch(String),
     #[error("bad hyperparameter {key}: {why}")]

@@ -9,6 +9,7 @@ pub mod model;
 mod ops;
 pub mod sampler;
 pub mod session;
+pub mod vocab;
 pub mod weights;
 
 pub use error::{EngineError, Result};

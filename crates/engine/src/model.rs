@@ -8,6 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::kv_cache::KvCache;
 use crate::ops;
 use crate::weights::Weights;
+use half::f16;
 use rayon::prelude::*;
 use shohin_gguf::GgufFile;
 
@@ -174,6 +175,11 @@ impl Model {
 
     /// Causal attention of `n` queries (positions `pos0..pos0+n`) over the
     /// cache, one task per (token, head). q: [n][n_head*hd] → att: [n][n_head*hd_v].
+    ///
+    /// Rounding follows llama.cpp's non-flash path (llama-graph.cpp
+    /// build_attn_mha): `kq = mul_mat(k_f16, q)` converts q to f16,
+    /// `soft_max_ext` scales, subtracts the max and normalises in f32 with an
+    /// f64 sum, and `mul_mat(v_f16, kq)` converts the probabilities to f16.
     fn attention(&self, cache: &KvCache, il: usize, pos0: usize, n: usize, q: &[f32], att: &mut [f32]) {
         let c = &self.config;
         let (hd, hd_v) = (c.head_dim, c.head_dim_v);
@@ -185,7 +191,10 @@ impl Model {
         att.par_chunks_mut(hd_v).enumerate().for_each(|(i, out)| {
             let (t, head) = (i / c.n_head, i % c.n_head);
             let kvh = head / group;
-            let qh = &q[t * c.q_dim() + head * hd..][..hd];
+            let qh: Vec<f32> = q[t * c.q_dim() + head * hd..][..hd]
+                .iter()
+                .map(|&x| f16::from_f32(x).to_f32())
+                .collect();
             let n_kv = pos0 + t + 1;
             let mut scores: Vec<f32> = (0..n_kv)
                 .map(|j| {
@@ -203,13 +212,11 @@ impl Model {
             let inv = (1.0 / sum) as f32;
             out.fill(0.0);
             for (j, &p) in scores.iter().enumerate() {
+                let p = f16::from_f32(p * inv).to_f32();
                 let vj = &values[j * vd + kvh * hd_v..][..hd_v];
                 for (o, vv) in out.iter_mut().zip(vj) {
                     *o += p * vv.to_f32();
                 }
-            }
-            for o in out.iter_mut() {
-                *o *= inv;
             }
         });
     }
