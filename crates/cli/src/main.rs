@@ -1,1 +1,25 @@
-fn main() {}
+//! `shohin`: run, chat with, tokenize and inspect 1-bit / ternary GGUF LLMs.
+//! Errors print as `error: <what, where>` and exit with code 1.
+
+mod args;
+mod chat;
+mod info;
+mod load;
+mod run;
+mod tokenize;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Run(a) => run::run(a),
+        args::Command::Chat(a) => chat::chat(a),
+        args::Command::Tokenize(a) => tokenize::tokenize(a),
+        args::Command::Info(a) => info::info(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

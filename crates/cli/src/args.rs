@@ -1,0 +1,132 @@
+//! Command-line flags, named as llama.cpp's tools name them where they overlap.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "shohin", version, about = "Fast, exact inference for 1-bit and ternary LLMs (GGUF)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Complete a prompt (no chat template; special tokens in the text are parsed).
+    Run(RunArgs),
+    /// Chat with the model using its chat template (interactive, or one-shot with -p).
+    Chat(ChatArgs),
+    /// Print the token ids of a text.
+    Tokenize(TokenizeArgs),
+    /// Describe a GGUF model: architecture, hyperparameters, tensor types, vocabulary.
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Path to the GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Threads for the CPU backend (default: all cores).
+    #[arg(short = 't', long = "threads", default_value_t = 0)]
+    pub threads: usize,
+    /// Context size in tokens (default: min(model context, 4096)).
+    #[arg(short = 'c', long = "ctx-size")]
+    pub ctx_size: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature; 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    /// Top-k sampling (0 = off).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: usize,
+    /// Top-p (nucleus) sampling (1.0 = off).
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p sampling (0.0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repeat penalty (1.0 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Tokens considered by the repeat penalty.
+    #[arg(long = "repeat-last-n", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Presence penalty (0.0 = off).
+    #[arg(long = "presence-penalty", default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    /// Frequency penalty (0.0 = off).
+    #[arg(long = "frequency-penalty", default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// RNG seed: the same seed gives the same output.
+    #[arg(short = 's', long, default_value_t = 0xFFFF_FFFF)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt text.
+    #[arg(short = 'p', long = "prompt")]
+    pub prompt: String,
+    /// Tokens to generate (-1 = until end of generation or a full context).
+    #[arg(short = 'n', long = "n-predict", default_value_t = -1, allow_negative_numbers = true)]
+    pub n_predict: i64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print one JSON object (prompt ids, generated ids, text, timings) instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: add the K highest logits of every step.
+    #[arg(long = "logits-top", value_name = "K")]
+    pub logits_top: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// One-shot: answer this message and exit.
+    #[arg(short = 'p', long = "prompt")]
+    pub prompt: Option<String>,
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Qwen3: turn thinking off (enable_thinking = false).
+    #[arg(long = "no-think")]
+    pub no_think: bool,
+    /// Tokens per answer at most (-1 = until end of turn).
+    #[arg(short = 'n', long = "n-predict", default_value_t = -1, allow_negative_numbers = true)]
+    pub n_predict: i64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    /// Path to the GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Print `{"ids":[...]}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not parse special tokens such as <|im_start|> in the text.
+    #[arg(long = "no-parse-special")]
+    pub no_parse_special: bool,
+    /// The text to tokenize.
+    pub text: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Path to the GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,124 @@
+//! `shohin chat`: a REPL over the model's chat template, keeping the
+//! conversation in the KV cache (only the new turn is evaluated).
+
+use crate::args::ChatArgs;
+use crate::load;
+use crate::run::summary;
+use anyhow::Result;
+use shohin_chat::{ChatTemplate, Message, RenderOptions};
+use shohin_engine::sampler::Sampler;
+use shohin_engine::session::Session;
+use shohin_tokenizer::{StreamDecoder, Tokenizer};
+use std::io::{BufRead, IsTerminal, Write};
+
+pub fn chat(a: ChatArgs) -> Result<()> {
+    let max = load::max_tokens(a.n_predict)?;
+    let mut sampler = load::sampler(&a.sampling)?;
+    let l = load::load(&a.model)?;
+    let file = &l.model.file;
+    let template = match shohin_engine::vocab::load_chat_template(file)? {
+        Some(t) => t,
+        None => {
+            eprintln!("note: the model has no chat template; using ChatML");
+            ChatTemplate::chatml()
+        }
+    };
+    let tok = &l.tokenizer;
+    let text_of = |id: Option<u32>| {
+        id.and_then(|i| tok.token_text(i))
+            .unwrap_or("")
+            .to_string()
+    };
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        enable_thinking: a.no_think.then_some(false),
+        bos_token: text_of(tok.bos()),
+        eos_token: text_of(tok.eos()),
+    };
+    let mut messages = Vec::new();
+    if let Some(sys) = &a.system {
+        messages.push(Message::new("system", sys.clone()));
+    }
+    let mut s = Session::new(&l.model, l.n_ctx);
+    let mut turn = |s: &mut Session<'_>, messages: &mut Vec<Message>, user: String| -> Result<()> {
+        messages.push(Message::new("user", user));
+        let text = template.render(messages, &opts)?;
+        let ids = tok.encode(&text, true, true);
+        // Reuse the cached prefix; evaluate only what the template added.
+        let common = s
+            .tokens()
+            .iter()
+            .zip(&ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - 1);
+        s.truncate(common);
+        s.prompt(&ids[common..])?;
+        let reply = generate(s, tok, &mut sampler, max)?;
+        messages.push(Message::new("assistant", reply));
+        Ok(())
+    };
+    if let Some(p) = &a.prompt {
+        turn(&mut s, &mut messages, p.clone())?;
+        summary(&s.timings);
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprintln!("shohin chat: type a message, /reset to start over, Ctrl-D to quit");
+    }
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+            std::io::stderr().flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        match line.trim() {
+            "" => continue,
+            "/reset" => {
+                messages.retain(|m| m.role == "system");
+                s.truncate(0);
+                continue;
+            }
+            "/exit" | "/quit" => break,
+            _ => turn(&mut s, &mut messages, line)?,
+        }
+    }
+    summary(&s.timings);
+    Ok(())
+}
+
+/// Sample until end of turn, streaming to stdout; returns the reply text.
+fn generate(s: &mut Session<'_>, tok: &Tokenizer, sampler: &mut Sampler, max: usize) -> Result<String> {
+    let mut out = std::io::stdout().lock();
+    let mut dec = StreamDecoder::new();
+    let mut reply = String::new();
+    let mut n = 0;
+    loop {
+        let id = sampler.sample(s.logits(), s.tokens());
+        if tok.is_eog(id) {
+            // Keep the end-of-turn token in the cache so the next turn's
+            // template prefix matches what was evaluated.
+            if s.tokens().len() < s.n_ctx() {
+                s.step(id)?;
+            }
+            break;
+        }
+        let piece = dec.push(tok, id)?;
+        out.write_all(piece.as_bytes())?;
+        out.flush()?;
+        reply.push_str(&piece);
+        n += 1;
+        if n >= max || s.tokens().len() >= s.n_ctx() {
+            break;
+        }
+        s.step(id)?;
+    }
+    let rest = dec.flush();
+    reply.push_str(&rest);
+    writeln!(out, "{rest}")?;
+    Ok(reply)
+}

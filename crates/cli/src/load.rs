@@ -1,0 +1,96 @@
+//! Opening a model for `run` and `chat`: parse, validate, warm the page
+//! cache with a progress bar on a TTY, build the tokenizer.
+
+use crate::args::{ModelArgs, SamplingArgs};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use shohin_engine::backend::cpu::CpuBackend;
+use shohin_engine::model::Model;
+use shohin_engine::sampler::{Sampler, SamplerConfig};
+use shohin_gguf::GgufFile;
+use shohin_tokenizer::Tokenizer;
+use std::io::IsTerminal;
+use std::path::Path;
+
+pub fn open_gguf(path: &Path) -> Result<GgufFile> {
+    GgufFile::open(path).with_context(|| format!("{}", path.display()))
+}
+
+pub struct Loaded {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub n_ctx: usize,
+}
+
+pub fn load(a: &ModelArgs) -> Result<Loaded> {
+    let file = open_gguf(&a.model)?;
+    let ctx = |e: shohin_engine::EngineError| anyhow::Error::new(e).context(a.model.display().to_string());
+    let tokenizer = shohin_engine::vocab::load_tokenizer(&file).map_err(ctx)?;
+    let backend = CpuBackend::new(a.threads).map_err(ctx)?;
+    let model = Model::load(file, Box::new(backend)).map_err(ctx)?;
+    if tokenizer.n_vocab() > model.n_vocab() {
+        anyhow::bail!(
+            "{}: the tokenizer has {} tokens but token_embd.weight has {} rows",
+            a.model.display(),
+            tokenizer.n_vocab(),
+            model.n_vocab()
+        );
+    }
+    let n_ctx = shohin_engine::session::resolve_ctx(a.ctx_size, model.config.n_ctx_train)?;
+    warm(&model);
+    Ok(Loaded {
+        model,
+        tokenizer,
+        n_ctx,
+    })
+}
+
+/// Touch every page of the weights once so the first token does not pay
+/// for page faults; shows a progress bar when stderr is a terminal.
+fn warm(model: &Model) {
+    let tensors = model.file.tensors();
+    let total: u64 = tensors.iter().map(|t| t.n_bytes).sum();
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template("loading {bar:40} {bytes}/{total_bytes}") {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut sink = 0u8;
+    for t in tensors {
+        let data = model.file.tensor_data(t);
+        for page in data.chunks(4096) {
+            sink ^= page[0];
+        }
+        bar.inc(t.n_bytes);
+    }
+    std::hint::black_box(sink);
+    bar.finish_and_clear();
+}
+
+pub fn sampler(s: &SamplingArgs) -> Result<Sampler> {
+    let cfg = SamplerConfig {
+        temperature: s.temp,
+        top_k: s.top_k,
+        top_p: s.top_p,
+        min_p: s.min_p,
+        repeat_penalty: s.repeat_penalty,
+        repeat_last_n: s.repeat_last_n,
+        presence_penalty: s.presence_penalty,
+        frequency_penalty: s.frequency_penalty,
+        seed: s.seed,
+    };
+    Sampler::new(cfg).context("sampling flags")
+}
+
+/// `n_predict` as a bound: -1 = unbounded, other negatives are errors.
+pub fn max_tokens(n_predict: i64) -> Result<usize> {
+    match n_predict {
+        -1 => Ok(usize::MAX),
+        n if n < 0 => anyhow::bail!("-n/--n-predict must be >= -1, got {n}"),
+        n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
