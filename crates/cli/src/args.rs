@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "shohin", version, about = "Fast, exact inference for 1-bit and ternary LLMs (GGUF)")]
+#[command(
+    name = "shohin",
+    version,
+    about = "Fast, exact inference for 1-bit and ternary LLMs (GGUF)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -61,9 +65,9 @@ pub struct SamplingArgs {
     /// Frequency penalty (0.0 = off).
     #[arg(long = "frequency-penalty", default_value_t = 0.0)]
     pub frequency_penalty: f32,
-    /// RNG seed: the same seed gives the same output.
-    #[arg(short = 's', long, default_value_t = 0xFFFF_FFFF)]
-    pub seed: u64,
+    /// RNG seed: the same seed gives the same output (default: a random seed).
+    #[arg(short = 's', long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Args, Debug)]

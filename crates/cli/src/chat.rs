@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 pub fn chat(a: ChatArgs) -> Result<()> {
     let max = load::max_tokens(a.n_predict)?;
-    let mut sampler = load::sampler(&a.sampling)?;
+    let mut sampler = load::sampler(&a.sampling, load::seed(&a.sampling))?;
     let l = load::load(&a.model)?;
     let file = &l.model.file;
     let template = match shohin_engine::vocab::load_chat_template(file)? {
@@ -24,11 +24,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         }
     };
     let tok = &l.tokenizer;
-    let text_of = |id: Option<u32>| {
-        id.and_then(|i| tok.token_text(i))
-            .unwrap_or("")
-            .to_string()
-    };
+    let text_of = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
     let opts = RenderOptions {
         add_generation_prompt: true,
         enable_thinking: a.no_think.then_some(false),
@@ -92,7 +88,12 @@ pub fn chat(a: ChatArgs) -> Result<()> {
 }
 
 /// Sample until end of turn, streaming to stdout; returns the reply text.
-fn generate(s: &mut Session<'_>, tok: &Tokenizer, sampler: &mut Sampler, max: usize) -> Result<String> {
+fn generate(
+    s: &mut Session<'_>,
+    tok: &Tokenizer,
+    sampler: &mut Sampler,
+    max: usize,
+) -> Result<String> {
     let mut out = std::io::stdout().lock();
     let mut dec = StreamDecoder::new();
     let mut reply = String::new();

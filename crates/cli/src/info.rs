@@ -25,9 +25,8 @@ pub fn info(a: InfoArgs) -> Result<()> {
     } else {
         0.0
     };
-    let special = |id: Option<u32>| {
-        id.map(|i| json!({"id": i, "text": tok.token_text(i).unwrap_or("")}))
-    };
+    let special =
+        |id: Option<u32>| id.map(|i| json!({"id": i, "text": tok.token_text(i).unwrap_or("")}));
     let has_template = f.get("tokenizer.chat_template").is_some();
     let obj = json!({
         "file": name,
@@ -58,8 +57,12 @@ pub fn info(a: InfoArgs) -> Result<()> {
         println!("{obj}");
         return Ok(());
     }
-    println!("file:           {} ({:.2} MiB, GGUF v{})", obj["file"].as_str().unwrap_or(""),
-        f.file_size() as f64 / (1024.0 * 1024.0), f.version());
+    println!(
+        "file:           {} ({:.2} MiB, GGUF v{})",
+        obj["file"].as_str().unwrap_or(""),
+        f.file_size() as f64 / (1024.0 * 1024.0),
+        f.version()
+    );
     if let Some(n) = obj["name"].as_str() {
         println!("name:           {n}");
     }
@@ -69,16 +72,43 @@ pub fn info(a: InfoArgs) -> Result<()> {
         cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff,
         cfg.n_ctx_train, cfg.rope_base, cfg.rms_eps
     );
-    println!("parameters:     {:.3} B, {:.3} bits per weight", n_elems as f64 / 1e9, bpw);
+    println!(
+        "parameters:     {:.3} B, {:.3} bits per weight",
+        n_elems as f64 / 1e9,
+        bpw
+    );
     let types: Vec<String> = per_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    println!("tensors:        {} ({})", f.tensors().len(), types.join(", "));
-    println!("output:         {}", if f.tensor("output.weight").is_none() { "tied to token_embd" } else { "output.weight" });
+    println!(
+        "tensors:        {} ({})",
+        f.tensors().len(),
+        types.join(", ")
+    );
+    println!(
+        "output:         {}",
+        if f.tensor("output.weight").is_none() {
+            "tied to token_embd"
+        } else {
+            "output.weight"
+        }
+    );
     println!("vocabulary:     {} tokens", tok.n_vocab());
-    for (k, id) in [("bos", tok.bos()), ("eos", tok.eos()), ("eot", tok.eot()), ("pad", tok.pad())] {
+    for (k, id) in [
+        ("bos", tok.bos()),
+        ("eos", tok.eos()),
+        ("eot", tok.eot()),
+        ("pad", tok.pad()),
+    ] {
         if let Some(i) = id {
             println!("  {k}: {i} {:?}", tok.token_text(i).unwrap_or(""));
         }
     }
-    println!("chat template:  {}", if has_template { "yes" } else { "no (ChatML fallback)" });
+    println!(
+        "chat template:  {}",
+        if has_template {
+            "yes"
+        } else {
+            "no (ChatML fallback)"
+        }
+    );
     Ok(())
 }

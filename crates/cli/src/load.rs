@@ -24,7 +24,9 @@ pub struct Loaded {
 
 pub fn load(a: &ModelArgs) -> Result<Loaded> {
     let file = open_gguf(&a.model)?;
-    let ctx = |e: shohin_engine::EngineError| anyhow::Error::new(e).context(a.model.display().to_string());
+    let ctx = |e: shohin_engine::EngineError| {
+        anyhow::Error::new(e).context(a.model.display().to_string())
+    };
     let tokenizer = shohin_engine::vocab::load_tokenizer(&file).map_err(ctx)?;
     let backend = CpuBackend::new(a.threads).map_err(ctx)?;
     let model = Model::load(file, Box::new(backend)).map_err(ctx)?;
@@ -71,7 +73,18 @@ fn warm(model: &Model) {
     bar.finish_and_clear();
 }
 
-pub fn sampler(s: &SamplingArgs) -> Result<Sampler> {
+/// The seed to use: the given one, or one drawn from the clock (as
+/// llama.cpp does for its default seed).
+pub fn seed(s: &SamplingArgs) -> u64 {
+    s.seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    })
+}
+
+pub fn sampler(s: &SamplingArgs, seed: u64) -> Result<Sampler> {
     let cfg = SamplerConfig {
         temperature: s.temp,
         top_k: s.top_k,
@@ -81,7 +94,7 @@ pub fn sampler(s: &SamplingArgs) -> Result<Sampler> {
         repeat_last_n: s.repeat_last_n,
         presence_penalty: s.presence_penalty,
         frequency_penalty: s.frequency_penalty,
-        seed: s.seed,
+        seed,
     };
     Sampler::new(cfg).context("sampling flags")
 }

@@ -13,7 +13,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         anyhow::bail!("--logits-top needs --json");
     }
     let max = load::max_tokens(a.n_predict)?;
-    let mut sampler = load::sampler(&a.sampling)?;
+    let seed = load::seed(&a.sampling);
+    let mut sampler = load::sampler(&a.sampling, seed)?;
     let l = load::load(&a.model)?;
     let tok = &l.tokenizer;
     let prompt_ids = tok.encode(&a.prompt, true, true);
@@ -56,6 +57,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             "prompt_tokens": prompt_ids,
             "tokens": generated,
             "text": text,
+            "seed": seed,
             "timings": timings_json(&s.timings),
         });
         if a.logits_top.is_some() {

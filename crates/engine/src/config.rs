@@ -58,7 +58,10 @@ fn dim(f: &GgufFile, key: &str) -> Result<usize> {
         return Err(bad(key, "must be > 0"));
     }
     if v > MAX_DIM {
-        return Err(bad(key, format!("{v} is implausibly large (limit {MAX_DIM})")));
+        return Err(bad(
+            key,
+            format!("{v} is implausibly large (limit {MAX_DIM})"),
+        ));
     }
     Ok(v as usize)
 }
@@ -100,7 +103,10 @@ impl ModelConfig {
         let head_dim = opt_dim(f, &k("attention.key_length"), n_embd / n_head)?;
         let head_dim_v = opt_dim(f, &k("attention.value_length"), head_dim)?;
         if head_dim % 2 != 0 {
-            return Err(bad(&k("attention.key_length"), "RoPE needs an even head size"));
+            return Err(bad(
+                &k("attention.key_length"),
+                "RoPE needs an even head size",
+            ));
         }
         let n_ff = dim(f, &k("feed_forward_length"))?;
         let n_ctx_train = match f.get(&k("context_length")) {
@@ -118,7 +124,10 @@ impl ModelConfig {
             None => 10_000.0,
         };
         if !(rope_base.is_finite() && rope_base > 0.0) {
-            return Err(bad(&k("rope.freq_base"), format!("{rope_base} is not a positive number")));
+            return Err(bad(
+                &k("rope.freq_base"),
+                format!("{rope_base} is not a positive number"),
+            ));
         }
         let eps_key = k("attention.layer_norm_rms_epsilon");
         let rms_eps = f.get_f32(&eps_key)?;

@@ -71,7 +71,12 @@ impl Model {
         }
         let w = &self.weights;
         let mut normed = vec![0.0f32; self.config.n_embd];
-        ops::rms_norm(&last_hidden, &w.output_norm, self.config.rms_eps, &mut normed);
+        ops::rms_norm(
+            &last_hidden,
+            &w.output_norm,
+            self.config.rms_eps,
+            &mut normed,
+        );
         let out = w.output.view(&self.file);
         self.backend.matmul(out, &normed, 1, logits);
         Ok(())
@@ -180,7 +185,15 @@ impl Model {
     /// build_attn_mha): `kq = mul_mat(k_f16, q)` converts q to f16,
     /// `soft_max_ext` scales, subtracts the max and normalises in f32 with an
     /// f64 sum, and `mul_mat(v_f16, kq)` converts the probabilities to f16.
-    fn attention(&self, cache: &KvCache, il: usize, pos0: usize, n: usize, q: &[f32], att: &mut [f32]) {
+    fn attention(
+        &self,
+        cache: &KvCache,
+        il: usize,
+        pos0: usize,
+        n: usize,
+        q: &[f32],
+        att: &mut [f32],
+    ) {
         let c = &self.config;
         let (hd, hd_v) = (c.head_dim, c.head_dim_v);
         let group = c.n_head / c.n_head_kv;

@@ -88,6 +88,8 @@ pub fn load_tokenizer(f: &GgufFile) -> Result<Tokenizer> {
 pub fn load_chat_template(f: &GgufFile) -> Result<Option<ChatTemplate>> {
     match f.get("tokenizer.chat_template") {
         None => Ok(None),
-        Some(_) => Ok(Some(ChatTemplate::new(f.get_str("tokenizer.chat_template")?)?)),
+        Some(_) => Ok(Some(ChatTemplate::new(
+            f.get_str("tokenizer.chat_template")?,
+        )?)),
     }
 }

@@ -182,7 +182,12 @@ impl Weights {
                 bv,
                 q_norm,
                 k_norm,
-                wo: matrix(f, &n("attn_output.weight"), c.n_head * c.head_dim_v, c.n_embd)?,
+                wo: matrix(
+                    f,
+                    &n("attn_output.weight"),
+                    c.n_head * c.head_dim_v,
+                    c.n_embd,
+                )?,
                 ffn_norm: vector(f, &n("ffn_norm.weight"), c.n_embd)?,
                 w_gate: matrix(f, &n("ffn_gate.weight"), c.n_embd, c.n_ff)?,
                 w_up: matrix(f, &n("ffn_up.weight"), c.n_embd, c.n_ff)?,
@@ -203,8 +208,10 @@ impl Weights {
     pub fn matrices(&self) -> impl Iterator<Item = &Matrix> {
         std::iter::once(&self.token_embd)
             .chain(std::iter::once(&self.output))
-            .chain(self.layers.iter().flat_map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
-            }))
+            .chain(
+                self.layers
+                    .iter()
+                    .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]),
+            )
     }
 }

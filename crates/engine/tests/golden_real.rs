@@ -60,7 +60,9 @@ fn check(stem: &str) {
             s.step(fed).unwrap();
         }
     }
-    eprintln!("{stem}: top-1 equal at {compared} forced steps; max |dlogit| vs llama.cpp = {worst:.4}");
+    eprintln!(
+        "{stem}: top-1 equal at {compared} forced steps; max |dlogit| vs llama.cpp = {worst:.4}"
+    );
     // This trained 24-layer model amplifies last-bit differences (exp/silu
     // approximations, summation order): llama.cpp itself, with only its
     // weight repacking turned off, moves these goldens by up to 0.254 (haiku)

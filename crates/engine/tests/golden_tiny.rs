@@ -27,7 +27,11 @@ fn check(model_file: &str, golden_stem: &str) {
         for (id, l) in top_ids.iter().zip(&top_logits) {
             let d = (f64::from(logits[*id as usize]) - l).abs();
             worst = worst.max(d);
-            assert!(d <= 0.1, "{model_file}: step {i} token {id}: {} vs f64 {l}", logits[*id as usize]);
+            assert!(
+                d <= 0.1,
+                "{model_file}: step {i} token {id}: {} vs f64 {l}",
+                logits[*id as usize]
+            );
         }
         // llama.cpp's own logits (rounded to 4 decimals): shohin follows its
         // arithmetic (Q8_0 activations, f16 q and probabilities in attention).
@@ -35,7 +39,11 @@ fn check(model_file: &str, golden_stem: &str) {
         for (id, l) in peer_ids.iter().zip(&peer_logits) {
             let d = (f64::from(logits[*id as usize]) - l).abs();
             worst_peer = worst_peer.max(d);
-            assert!(d <= 0.001, "{model_file}: step {i} token {id}: {} vs llama.cpp {l}", logits[*id as usize]);
+            assert!(
+                d <= 0.001,
+                "{model_file}: step {i} token {id}: {} vs llama.cpp {l}",
+                logits[*id as usize]
+            );
         }
         assert_eq!(got, want);
         if i + 1 < want_greedy.len() {

@@ -110,7 +110,13 @@ impl GgmlType {
             Q2_0G128 => tr("Q2_0_g128", 42, 128, 2 + 32, Q8_0),
             PQ2_0 => tr("PQ2_0", 142, 128, 2 + 32, Q8_0),
             // 48 bytes of base-3 packed trits + 4 bytes + f16 d
-            TQ1_0 => tr("TQ1_0", 34, QK_K, (QK_K - 4 * QK_K / 64) / 5 + QK_K / 64 + 2, Q8K),
+            TQ1_0 => tr(
+                "TQ1_0",
+                34,
+                QK_K,
+                (QK_K - 4 * QK_K / 64) / 5 + QK_K / 64 + 2,
+                Q8K,
+            ),
             TQ2_0 => tr("TQ2_0", 35, QK_K, QK_K / 4 + 2, Q8K),
         }
     }
@@ -240,6 +246,9 @@ mod tests {
         assert_eq!(GgmlType::resolve(42, n, g128 + 32), Ok(GgmlType::Q2_0G128));
         assert!(GgmlType::resolve(42, n, g128 - 1).is_err());
         assert_eq!(GgmlType::resolve(142, n, g128), Ok(GgmlType::PQ2_0));
-        assert_eq!(GgmlType::resolve(99, n, g128), Err(ResolveError::UnknownType(99)));
+        assert_eq!(
+            GgmlType::resolve(99, n, g128),
+            Err(ResolveError::UnknownType(99))
+        );
     }
 }

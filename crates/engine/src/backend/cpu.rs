@@ -36,7 +36,7 @@ impl Backend for CpuBackend {
         "CPU"
     }
 
-    fn check<'a>(&self, _matrices: &mut dyn Iterator<Item = &'a Matrix>) -> Result<()> {
+    fn check(&self, _matrices: &mut dyn Iterator<Item = &Matrix>) -> Result<()> {
         // Every format in the type table has a scalar kernel.
         Ok(())
     }

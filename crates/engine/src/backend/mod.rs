@@ -12,7 +12,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Fails naming the first matrix this backend cannot multiply.
-    fn check<'a>(&self, matrices: &mut dyn Iterator<Item = &'a Matrix>) -> Result<()>;
+    fn check(&self, matrices: &mut dyn Iterator<Item = &Matrix>) -> Result<()>;
 
     /// Batched matrix product: for each of the `n_tokens` rows `x[t]`
     /// (`w.cols` floats each), `out[t][r] = dot(w[r], x[t])` (`w.rows`

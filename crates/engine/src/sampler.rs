@@ -1,1 +1,0 @@
-//! SCAFFOLD: sampler helper writes this.
