@@ -73,7 +73,7 @@ pub(crate) fn check_type(tensor: &str, type_id: u32, row: u64) -> Result<(), Ggu
             id: type_id,
         });
     };
-    if cands.iter().any(|t| row % t.block_size() as u64 == 0) {
+    if cands.iter().any(|t| row.is_multiple_of(t.block_size() as u64)) {
         Ok(())
     } else {
         Err(GgufError::RowNotBlockMultiple {
@@ -169,7 +169,7 @@ pub(crate) fn place_tensors(
         // Sorted, and every offset is <= data_len: no underflow.
         let available = next.map_or(data_len, |n| n.offset) - t.offset;
         types[i] = match GgmlType::resolve(t.type_id, t.n_elements, available) {
-            Ok(ty) if t.dims[0] % ty.block_size() as u64 == 0 => ty,
+            Ok(ty) if t.dims[0].is_multiple_of(ty.block_size() as u64) => ty,
             Ok(ty) => {
                 return Err(GgufError::RowNotBlockMultiple {
                     tensor: t.name.clone(),
@@ -200,7 +200,7 @@ pub(crate) fn place_tensors(
 fn no_fit(t: &RawTensor, next: Option<&RawTensor>, available: u64) -> GgufError {
     let need = GgmlType::candidates(t.type_id)
         .iter()
-        .filter(|c| t.dims[0] % c.block_size() as u64 == 0)
+        .filter(|c| t.dims[0].is_multiple_of(c.block_size() as u64))
         .filter_map(|c| c.bytes_for(t.n_elements))
         .min();
     match (need, next) {

@@ -7,6 +7,7 @@
 //! formats, Q8_K for the 256-weight ones, F16/BF16/F32 for the float ones),
 //! then `vec_dot(weights, activations)` accumulates in integers per block.
 
+pub mod simd;
 pub mod types;
 
 mod bf16;
@@ -51,12 +52,18 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// weights' `vec_dot_type`; both cover the same number of values.
 pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
 
+/// Dot products of one weight row with `out.len()` activation rows stored
+/// back to back, `a_row` bytes apart: `out[t] = vec_dot(w, a[t])`. Lets a
+/// kernel decode each weight block once for several tokens (prefill).
+pub type VecDotMultiFn = fn(w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]);
+
 /// The kernels of one format (ggml's `type_traits` + `type_traits_cpu`).
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
     pub dequantize: DequantizeFn,
     pub quantize: QuantizeFn,
     pub vec_dot: VecDotFn,
+    pub vec_dot_multi: VecDotMultiFn,
 }
 
 /// The scalar reference kernels of `ty`.
@@ -68,6 +75,11 @@ pub fn scalar_kernels(ty: GgmlType) -> Kernels {
                 dequantize: $m::dequantize,
                 quantize: $m::quantize,
                 vec_dot: $m::vec_dot,
+                vec_dot_multi: |w, a, a_row, out| {
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o = $m::vec_dot(w, &a[t * a_row..(t + 1) * a_row]);
+                    }
+                },
             }
         };
     }
@@ -90,10 +102,17 @@ pub fn scalar_kernels(ty: GgmlType) -> Kernels {
     }
 }
 
+/// The fastest kernels of `ty` on this CPU (chosen once, at first use, by
+/// run-time feature detection; see [`simd`]). Every SIMD kernel is tested
+/// against the scalar reference of [`scalar_kernels`].
+pub fn kernels(ty: GgmlType) -> Kernels {
+    simd::kernels(ty)
+}
+
 /// Bytes taken by `n` values of `ty`.
 pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
     let bs = ty.block_size();
-    if n % bs != 0 {
+    if !n.is_multiple_of(bs) {
         return Err(QuantError::NotWholeBlocks { ty, n });
     }
     Ok(n / bs * ty.type_size())

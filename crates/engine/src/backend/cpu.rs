@@ -5,7 +5,7 @@ use super::Backend;
 use crate::error::{EngineError, Result};
 use crate::weights::{MatRef, Matrix};
 use rayon::prelude::*;
-use shohin_quant::{row_bytes, scalar_kernels};
+use shohin_quant::{kernels, row_bytes};
 
 /// Output rows computed by one task: enough work to amortize scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -49,8 +49,8 @@ impl Backend for CpuBackend {
         assert_eq!(x.len(), n_tokens * w.cols);
         assert_eq!(out.len(), n_tokens * w.rows);
         assert_eq!(w.data.len(), w.rows * w_row);
-        let quantize = scalar_kernels(vt).quantize;
-        let dot = scalar_kernels(w.ty).vec_dot;
+        let quantize = kernels(vt).quantize;
+        let dot = kernels(w.ty).vec_dot;
 
         let mut xq = vec![0u8; n_tokens * a_row];
         xq.par_chunks_mut(a_row)
