@@ -24,6 +24,8 @@ pub enum Command {
     Tokenize(TokenizeArgs),
     /// Describe a GGUF model: architecture, hyperparameters, tensor types, vocabulary.
     Info(InfoArgs),
+    /// Measure prompt processing and generation speed (llama-bench's tests).
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -131,6 +133,32 @@ pub struct InfoArgs {
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
     /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Path to the GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+    /// Benchmark a Bonsai-shaped model with random weights, built in memory:
+    /// bonsai-8b|bonsai-4b|bonsai-1.7b|ternary-8b|ternary-g128-8b|tq2-8b|tq1-8b (any size suffix).
+    #[arg(long, conflicts_with = "model")]
+    pub synthetic: Option<String>,
+    /// Threads (default: all cores).
+    #[arg(short = 't', long = "threads", default_value_t = 0)]
+    pub threads: usize,
+    /// Prompt tokens for the pp test (0 = skip).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    pub n_prompt: usize,
+    /// Generated tokens for the tg test (0 = skip).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    pub n_gen: usize,
+    /// Repetitions of each test (after one warm-up run).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
+    pub repetitions: usize,
+    /// Print a JSON array with llama-bench's keys, one object per test.
     #[arg(long)]
     pub json: bool,
 }

@@ -2,6 +2,7 @@
 //! Errors print as `error: <what, where>` and exit with code 1.
 
 mod args;
+mod bench;
 mod chat;
 mod info;
 mod load;
@@ -17,6 +18,7 @@ fn main() {
         args::Command::Chat(a) => chat::chat(a),
         args::Command::Tokenize(a) => tokenize::tokenize(a),
         args::Command::Info(a) => info::info(a),
+        args::Command::Bench(a) => bench::bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -9,6 +9,7 @@ pub mod model;
 mod ops;
 pub mod sampler;
 pub mod session;
+pub mod synthetic;
 pub mod vocab;
 pub mod weights;
 

@@ -1,18 +1,33 @@
-//! CPU backend: rows of a matrix split across a rayon pool of `-t` threads;
-//! each row is one `vec_dot` of the format's kernel.
+//! CPU backend: rows of a matrix split across a rayon pool of `-t` threads.
+//! Decode (one token) is a GEMV: each row is one `vec_dot`. Prompt batches
+//! use `vec_dot_multi`, which decodes each weight block once for a tile of
+//! tokens instead of once per token.
 
 use super::Backend;
 use crate::error::{EngineError, Result};
 use crate::weights::{MatRef, Matrix};
 use rayon::prelude::*;
 use shohin_quant::{kernels, row_bytes};
+use std::sync::Mutex;
 
-/// Output rows computed by one task: enough work to amortize scheduling.
-const ROWS_PER_TASK: usize = 16;
+/// Tokens per `vec_dot_multi` call: enough to amortize decoding a weight
+/// block, few enough that the accumulators stay in registers.
+const TOKEN_TILE: usize = 8;
+/// Tasks per thread and matrix: balances load without per-row overhead.
+const TASKS_PER_THREAD: usize = 8;
 
 #[derive(Debug)]
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
+    /// Reused buffers (quantized activations, transposed output), so that a
+    /// decode step does not allocate once they reached their size.
+    scratch: Mutex<Scratch>,
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    xq: Vec<u8>,
+    tmp: Vec<f32>,
 }
 
 impl CpuBackend {
@@ -27,7 +42,15 @@ impl CpuBackend {
             .num_threads(n)
             .build()
             .map_err(|e| EngineError::ThreadPool(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            scratch: Mutex::new(Scratch::default()),
+        })
+    }
+
+    fn rows_per_task(&self, rows: usize) -> usize {
+        let tasks = self.pool.current_num_threads() * TASKS_PER_THREAD;
+        rows.div_ceil(tasks).max(4)
     }
 }
 
@@ -37,7 +60,7 @@ impl Backend for CpuBackend {
     }
 
     fn check(&self, _matrices: &mut dyn Iterator<Item = &Matrix>) -> Result<()> {
-        // Every format in the type table has a scalar kernel.
+        // Every format in the type table has at least a scalar kernel.
         Ok(())
     }
 
@@ -50,37 +73,42 @@ impl Backend for CpuBackend {
         assert_eq!(out.len(), n_tokens * w.rows);
         assert_eq!(w.data.len(), w.rows * w_row);
         let quantize = kernels(vt).quantize;
-        let dot = kernels(w.ty).vec_dot;
+        let k = kernels(w.ty);
+        let per_task = self.rows_per_task(w.rows);
 
-        let mut xq = vec![0u8; n_tokens * a_row];
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let Scratch { xq, tmp } = &mut *guard;
+        xq.resize(n_tokens * a_row, 0);
         xq.par_chunks_mut(a_row)
             .zip(x.par_chunks(w.cols))
             .for_each(|(q, xr)| quantize(xr, q));
+        let xq = &xq[..];
 
         if n_tokens == 1 {
-            out.par_chunks_mut(ROWS_PER_TASK)
+            out.par_chunks_mut(per_task)
                 .enumerate()
                 .for_each(|(ci, o)| {
-                    let r0 = ci * ROWS_PER_TASK;
+                    let r0 = ci * per_task;
                     for (j, o) in o.iter_mut().enumerate() {
                         let r = r0 + j;
-                        *o = dot(&w.data[r * w_row..(r + 1) * w_row], &xq);
+                        *o = (k.vec_dot)(&w.data[r * w_row..(r + 1) * w_row], xq);
                     }
                 });
             return;
         }
-        // Batched: each task reads its weight rows once for all tokens,
-        // writing a [rows][tokens] tile that is transposed afterwards.
-        let mut tmp = vec![0.0f32; w.rows * n_tokens];
-        tmp.par_chunks_mut(ROWS_PER_TASK * n_tokens)
+        // Batched: each task takes a band of weight rows and runs every
+        // token tile through each row: [rows][tokens], transposed after.
+        tmp.resize(w.rows * n_tokens, 0.0);
+        tmp.par_chunks_mut(per_task * n_tokens)
             .enumerate()
-            .for_each(|(ci, tile)| {
-                let r0 = ci * ROWS_PER_TASK;
-                for (j, row_out) in tile.chunks_mut(n_tokens).enumerate() {
+            .for_each(|(ci, band)| {
+                let r0 = ci * per_task;
+                for (j, row_out) in band.chunks_mut(n_tokens).enumerate() {
                     let r = r0 + j;
                     let wr = &w.data[r * w_row..(r + 1) * w_row];
-                    for (t, o) in row_out.iter_mut().enumerate() {
-                        *o = dot(wr, &xq[t * a_row..(t + 1) * a_row]);
+                    for (ti, tile) in row_out.chunks_mut(TOKEN_TILE).enumerate() {
+                        let a = &xq[ti * TOKEN_TILE * a_row..];
+                        (k.vec_dot_multi)(wr, a, a_row, tile);
                     }
                 }
             });
