@@ -12,7 +12,15 @@ use shohin_tokenizer::Tokenizer;
 use std::io::IsTerminal;
 use std::path::Path;
 
+/// Opens and validates a model file. Anything but a regular file is refused
+/// before opening it: opening a FIFO for reading blocks until a writer
+/// appears (a hang), and a directory or device fails with an obscure errno.
 pub fn open_gguf(path: &Path) -> Result<GgufFile> {
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() {
+            anyhow::bail!("{}: not a regular file", path.display());
+        }
+    }
     GgufFile::open(path).with_context(|| format!("{}", path.display()))
 }
 
@@ -23,12 +31,12 @@ pub struct Loaded {
 }
 
 pub fn load(a: &ModelArgs) -> Result<Loaded> {
+    let backend = CpuBackend::new(a.threads)?;
     let file = open_gguf(&a.model)?;
     let ctx = |e: shohin_engine::EngineError| {
         anyhow::Error::new(e).context(a.model.display().to_string())
     };
     let tokenizer = shohin_engine::vocab::load_tokenizer(&file).map_err(ctx)?;
-    let backend = CpuBackend::new(a.threads).map_err(ctx)?;
     let model = Model::load(file, Box::new(backend)).map_err(ctx)?;
     if tokenizer.n_vocab() > model.n_vocab() {
         anyhow::bail!(

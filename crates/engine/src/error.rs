@@ -6,9 +6,9 @@ use shohin_quant::GgmlType;
 pub enum EngineError {
     #[error(transparent)]
     Gguf(#[from] shohin_gguf::GgufError),
-    #[error("tokenizer: {0}")]
+    #[error("tokenizer")]
     Tokenizer(#[from] shohin_tokenizer::TokenizerError),
-    #[error("chat template: {0}")]
+    #[error("chat template")]
     Chat(#[from] shohin_chat::ChatError),
     #[error("unsupported architecture `{0}` (supported: qwen2, qwen3)")]
     UnsupportedArch(String),
@@ -44,7 +44,7 @@ pub enum EngineError {
     BadCtxSize { got: usize, why: String },
     #[error("the prompt is empty")]
     EmptyPrompt,
-    #[error("thread pool: {0}")]
+    #[error("{0}")]
     ThreadPool(String),
 }
 

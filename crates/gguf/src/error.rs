@@ -7,7 +7,7 @@ use shohin_quant::GgmlType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}", path.display())]
     Open {
         path: PathBuf,
         source: std::io::Error,

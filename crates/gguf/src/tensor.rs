@@ -73,7 +73,10 @@ pub(crate) fn check_type(tensor: &str, type_id: u32, row: u64) -> Result<(), Ggu
             id: type_id,
         });
     };
-    if cands.iter().any(|t| row.is_multiple_of(t.block_size() as u64)) {
+    if cands
+        .iter()
+        .any(|t| row.is_multiple_of(t.block_size() as u64))
+    {
         Ok(())
     } else {
         Err(GgufError::RowNotBlockMultiple {

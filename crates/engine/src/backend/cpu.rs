@@ -16,6 +16,11 @@ const TOKEN_TILE: usize = 8;
 /// Tasks per thread and matrix: balances load without per-row overhead.
 const TASKS_PER_THREAD: usize = 8;
 
+/// The most threads `-t` may ask for: ggml's `GGML_MAX_N_THREADS` (ggml.h).
+/// Thousands of pool threads on a few cores take minutes to start and to
+/// synchronise, which looks like a hang.
+pub const MAX_THREADS: usize = 512;
+
 #[derive(Debug)]
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
@@ -31,8 +36,14 @@ struct Scratch {
 }
 
 impl CpuBackend {
-    /// `n_threads == 0` means one per available core.
+    /// `n_threads == 0` means one per available core; more than
+    /// [`MAX_THREADS`] is an error.
     pub fn new(n_threads: usize) -> Result<Self> {
+        if n_threads > MAX_THREADS {
+            return Err(EngineError::ThreadPool(format!(
+                "-t/--threads {n_threads} is too many (at most {MAX_THREADS}; 0 = one per core)"
+            )));
+        }
         let n = if n_threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
