@@ -17,10 +17,10 @@ PEER=$(bash "$SHARED/peer/build-llama-cpp.sh")
 export PYTHONPATH="$PEER/src/vendor/llama.cpp/gguf-py"
 VOCAB="$SHARED/fixtures/ggml-vocab-qwen2.gguf"
 for q in q1_0 q2_0; do
-  [ -f "$D/8b-$q.gguf" ] || python3 "$SHARED/tools/synth_gguf.py" "$D/8b-$q.gguf" --shape 8b --qtype "$q" --vocab "$VOCAB" >&2
+  [ -f "$D/synth-8b-$q.gguf" ] || python3 "$SHARED/tools/synth_gguf.py" "$D/synth-8b-$q.gguf" --shape 8b --qtype "$q" --vocab "$VOCAB" >&2
 done
 # The same ternary weights in llama.cpp's fast ternary format.
-[ -f "$D/8b-tq2_0.gguf" ] || "$PEER/bin/llama-quantize" --allow-requantize "$D/8b-q2_0.gguf" "$D/8b-tq2_0.gguf" TQ2_0 >&2
+[ -f "$D/synth-8b-tq2_0.gguf" ] || "$PEER/bin/llama-quantize" --allow-requantize "$D/synth-8b-q2_0.gguf" "$D/synth-8b-tq2_0.gguf" TQ2_0 >&2
 REAL=$(bash "$SHARED/fixtures/fetch-real-model.sh")
 
 cargo build --release >&2
@@ -29,9 +29,9 @@ OUT=$(mktemp -d)
 
 # name | shohin file | llama.cpp file | pp | tg
 CASES=(
-  "8B Q1_0|$D/8b-q1_0.gguf|$D/8b-q1_0.gguf|64|16"
-  "8B ternary: shohin Q2_0 g64 vs llama.cpp TQ2_0|$D/8b-q2_0.gguf|$D/8b-tq2_0.gguf|64|16"
-  "8B TQ2_0 (same file)|$D/8b-tq2_0.gguf|$D/8b-tq2_0.gguf|64|16"
+  "8B Q1_0|$D/synth-8b-q1_0.gguf|$D/synth-8b-q1_0.gguf|64|16"
+  "8B ternary: shohin Q2_0 g64 vs llama.cpp TQ2_0|$D/synth-8b-q2_0.gguf|$D/synth-8b-tq2_0.gguf|64|16"
+  "8B TQ2_0 (same file)|$D/synth-8b-tq2_0.gguf|$D/synth-8b-tq2_0.gguf|64|16"
   "real 0.5B Q4_K_M mix|$REAL|$REAL|128|32"
 )
 i=0
