@@ -1,0 +1,497 @@
+//! The x86 SIMD kernels of the standard formats against the scalar
+//! references (`scalar_kernels`, themselves bit-exact with ggml, see
+//! standard_known_answers.rs) and against ggml's own outputs in
+//! tests/data/standard/, at every level this CPU supports
+//! (`kernels_for(ty, level)` for `level <= detected()`).
+//!
+//! What must hold (module doc of `simd::x86::standard`):
+//! * quantizers `Q8_0`, `Q8_K`: bit for bit, on any input (ties, NaN, ±inf,
+//!   subnormal maxima);
+//! * K-quant dots (`Q4_K`, `Q5_K`, `Q6_K`): bit for bit (they replay the
+//!   reference's `f32` steps on exact integers);
+//! * `Q8_0`/`Q5_0`/`Q4_0` dots: integer block sums exact, only the `f32`
+//!   summation order differs: `|simd − scalar| <= (1.5·nb + 8)·2⁻²⁴·T`
+//!   with `T = Σ_i |w_i·a_i|` over the dequantized values (exact here);
+//!   derivation in `legacy.rs`: the reference's sequential sum is within
+//!   `(nb + 2)·u·T` of the exact value (two roundings per term for
+//!   `Q4_0`), the SIMD pairwise lanes within `(⌈nb/2⌉ + 5)·u·T`;
+//! * `F32`/`F16` dots: same `f32` products, `f64` sums in another order:
+//!   `|simd − scalar| <= (2⁻²³ + n·2⁻⁵¹)·T`;
+//! * `vec_dot_multi` row `t` equals that level's `vec_dot` bit for bit.
+
+mod standard_support;
+
+use shohin_quant::simd::{detected, kernels_for, Isa};
+use shohin_quant::{dequantize_row, scalar_kernels, GgmlType, Kernels};
+use standard_support::{cases, f32s, field, load, Rng, STANDARD};
+
+/// The SIMD levels to check (empty on a CPU without AVX2: the scalar
+/// kernels are then the only ones, covered by the other test files).
+fn levels() -> Vec<Isa> {
+    let l: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|&l| l <= detected())
+        .collect();
+    if l.is_empty() {
+        eprintln!("no SIMD level detected: nothing to compare");
+    }
+    l
+}
+
+const BLOCK_FORMATS: [GgmlType; 6] = [
+    GgmlType::Q8_0,
+    GgmlType::Q5_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+fn is_k(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K)
+}
+
+/// Random finite `f16` bits (any exponent but the inf/NaN one).
+fn f16_bits(rng: &mut Rng) -> [u8; 2] {
+    loop {
+        let b = rng.next_u64() as u16;
+        if (b >> 10) & 0x1F != 0x1F {
+            return b.to_le_bytes();
+        }
+    }
+}
+
+/// Random floats: normal values times a per-block scale over many
+/// magnitudes, with occasional outliers and exact zeros.
+fn floats(n: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut x = Vec::with_capacity(n);
+    while x.len() < n {
+        let scale = 10f64.powf(rng.uniform(-4.0, 3.0));
+        for _ in 0..32.min(n - x.len()) {
+            let u = rng.unit();
+            let v = if u < 0.02 {
+                0.0
+            } else if u < 0.05 {
+                rng.normal() * 30.0
+            } else {
+                rng.normal()
+            };
+            x.push((v * scale) as f32);
+        }
+    }
+    x
+}
+
+/// `Q8_K` block sums recomputed from the quants (the format's invariant).
+fn fix_bsums(b: &mut [u8]) {
+    for blk in b.chunks_exact_mut(292) {
+        for g in 0..16 {
+            let s: i16 = blk[4 + 16 * g..4 + 16 * (g + 1)]
+                .iter()
+                .map(|&q| i16::from(q as i8))
+                .sum();
+            blk[260 + 2 * g..262 + 2 * g].copy_from_slice(&s.to_le_bytes());
+        }
+    }
+}
+
+/// `nb` blocks of `ty`: `mode` 0 quantizes random floats with the scalar
+/// reference; 1 is random payload bytes with random finite scales; 2 is
+/// extreme payloads (all quant bytes 0x80 = −128, 0x7F or 0xFF), random
+/// scales.
+fn blocks(ty: GgmlType, nb: usize, mode: u32, rng: &mut Rng) -> Vec<u8> {
+    let ts = ty.type_size();
+    let mut b = if mode == 0 {
+        let x = floats(nb * ty.block_size(), rng);
+        let mut b = vec![0u8; nb * ts];
+        (scalar_kernels(ty).quantize)(&x, &mut b);
+        b
+    } else if mode == 1 {
+        rng.bytes(nb * ts)
+    } else {
+        let fill = [0x80u8, 0x7F, 0xFF][(rng.next_u64() % 3) as usize];
+        vec![fill; nb * ts]
+    };
+    if mode != 0 {
+        for blk in b.chunks_exact_mut(ts) {
+            match ty {
+                GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                    blk[..2].copy_from_slice(&f16_bits(rng))
+                }
+                GgmlType::Q4K | GgmlType::Q5K => {
+                    blk[..2].copy_from_slice(&f16_bits(rng));
+                    blk[2..4].copy_from_slice(&f16_bits(rng));
+                }
+                GgmlType::Q6K => blk[208..210].copy_from_slice(&f16_bits(rng)),
+                GgmlType::Q8K => {
+                    let d = rng.uniform(1e-6, 1e2) * if rng.unit() < 0.5 { -1.0 } else { 1.0 };
+                    blk[..4].copy_from_slice(&(d as f32).to_le_bytes());
+                }
+                _ => unreachable!(),
+            }
+        }
+        if ty == GgmlType::Q8K {
+            fix_bsums(&mut b);
+        }
+    }
+    b
+}
+
+/// A copy of `b` starting `off` bytes into a fresh buffer (misaligned).
+fn shifted(b: &[u8], off: usize) -> Vec<u8> {
+    let mut v = vec![0xA5u8; off];
+    v.extend_from_slice(b);
+    v
+}
+
+/// `T = Σ |w_i·a_i|` over the dequantized values.
+fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
+    let (mut wd, mut ad) = (vec![0f32; n], vec![0f32; n]);
+    dequantize_row(ty, w, &mut wd).unwrap();
+    dequantize_row(ty.vec_dot_type(), a, &mut ad).unwrap();
+    wd.iter()
+        .zip(&ad)
+        .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
+        .sum()
+}
+
+/// Checks `simd` against `scalar` under the contract of `ty`.
+fn check_dot(ty: GgmlType, level: Isa, w: &[u8], a: &[u8], simd: f32, scalar: f32, what: &str) {
+    let n = w.len() / ty.type_size() * ty.block_size();
+    if is_k(ty) {
+        assert_eq!(
+            simd.to_bits(),
+            scalar.to_bits(),
+            "{ty} {} {what}: {simd:e} vs scalar {scalar:e}",
+            level.name()
+        );
+        return;
+    }
+    let t = magnitude(ty, w, a, n);
+    let u = 2f64.powi(-24);
+    let tol = match ty {
+        GgmlType::F32 | GgmlType::F16 => (2.0 * u + n as f64 * 2f64.powi(-51)) * t,
+        _ => (1.5 * (n / ty.block_size()) as f64 + 8.0) * u * t,
+    };
+    let err = (f64::from(simd) - f64::from(scalar)).abs();
+    assert!(
+        err <= tol,
+        "{ty} {} {what}: {simd:e} vs scalar {scalar:e}, err {err:e} > {tol:e}",
+        level.name()
+    );
+}
+
+/// Every level replaces the kernels it claims to (else the comparisons
+/// below would compare the scalar code with itself).
+#[test]
+fn simd_standard_kernels_are_installed() {
+    for level in levels() {
+        for ty in BLOCK_FORMATS
+            .into_iter()
+            .chain([GgmlType::F32, GgmlType::F16])
+        {
+            let (k, s) = (kernels_for(ty, level), scalar_kernels(ty));
+            assert!(
+                !std::ptr::fn_addr_eq(k.vec_dot, s.vec_dot),
+                "{ty} {}",
+                level.name()
+            );
+            assert!(
+                !std::ptr::fn_addr_eq(k.vec_dot_multi, s.vec_dot_multi),
+                "{ty} {}",
+                level.name()
+            );
+        }
+        for ty in [GgmlType::Q8_0, GgmlType::Q8K] {
+            let (k, s) = (kernels_for(ty, level), scalar_kernels(ty));
+            assert!(!std::ptr::fn_addr_eq(k.quantize, s.quantize), "{ty}");
+        }
+    }
+}
+
+/// Compares the quantizer of `ty` at every level with the scalar one.
+fn check_quantize(ty: GgmlType, x: &[f32], what: &str) {
+    let nb = x.len() / ty.block_size();
+    let mut want = vec![0u8; nb * ty.type_size()];
+    (scalar_kernels(ty).quantize)(x, &mut want);
+    for level in levels() {
+        let q = kernels_for(ty, level).quantize;
+        for off in [0, 1, 3] {
+            // Misaligned source and destination.
+            let mut src = vec![0f32; off];
+            src.extend_from_slice(x);
+            let mut got = vec![0x5Au8; want.len() + off];
+            q(&src[off..], &mut got[off..]);
+            if got[off..] != want[..] {
+                let blk = ty.type_size();
+                let i = (0..want.len()).find(|&i| got[off + i] != want[i]).unwrap();
+                let b = i / blk;
+                panic!(
+                    "{ty} {} {what}: byte {i} (block {b}) differs: {:?} vs {:?}\ninput {:?}",
+                    level.name(),
+                    &got[off + b * blk..off + (b + 1) * blk],
+                    &want[b * blk..(b + 1) * blk],
+                    &x[b * ty.block_size()..(b + 1) * ty.block_size()],
+                );
+            }
+        }
+    }
+}
+
+/// Blocks built so that `v·id` (`Q8_0`) or `iscale·v` (`Q8_K`) hits
+/// exact halves `k + 0.5`, plus neighbours one ulp away: the maximum is
+/// `±127·2^e`, so the scale is a power of two.
+fn tie_blocks(bs: usize, nb: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut x = Vec::with_capacity(nb * bs);
+    for _ in 0..nb {
+        let e = 2f32.powi((rng.next_u64() % 40) as i32 - 20);
+        let sign = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
+        let mut blk = vec![sign * 127.0 * e];
+        while blk.len() < bs {
+            let k = (rng.next_u64() % 254) as f32 - 127.0;
+            let v = (k + 0.5) * e;
+            blk.push(match rng.next_u64() % 4 {
+                0 => f32::from_bits(v.to_bits() + 1),
+                1 if v != 0.0 => f32::from_bits(v.to_bits() - 1),
+                _ => v,
+            });
+        }
+        // Put the maximum somewhere random.
+        let j = (rng.next_u64() as usize) % bs;
+        blk.swap(0, j);
+        x.extend(blk);
+    }
+    x
+}
+
+/// Blocks with NaN, ±inf, subnormal maxima (1/d overflows), all zeros,
+/// signed zeros, and both signs of the maximum in either order.
+fn odd_blocks(bs: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut x = Vec::new();
+    let base = |rng: &mut Rng| floats(bs, rng);
+    let mut push = |mut blk: Vec<f32>, i: usize, v: f32| {
+        blk[i % bs] = v;
+        x.extend(blk);
+    };
+    push(base(rng), 3, f32::NAN);
+    push(base(rng), bs - 1, f32::NAN);
+    push(base(rng), 0, -f32::NAN);
+    push(base(rng), 5, f32::INFINITY);
+    push(base(rng), 7, f32::NEG_INFINITY);
+    push(vec![0.0; bs], 0, 0.0);
+    push(vec![-0.0; bs], 1, -0.0);
+    push(vec![f32::NAN; bs], 1, f32::NAN);
+    let tiny: Vec<f32> = (0..bs)
+        .map(|i| f32::from_bits((i as u32 * 7) % 900) * if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    push(tiny.clone(), 0, f32::from_bits(899));
+    push(tiny, 0, f32::from_bits(1));
+    push(vec![1e-40; bs], 2, -1e-40);
+    for (i, j) in [(2, 9), (9, 2), (0, bs - 1), (bs - 1, 0)] {
+        let mut blk = base(rng);
+        let m = blk.iter().fold(0f32, |m, v| m.max(v.abs())) * 2.0;
+        blk[i] = m;
+        blk[j] = -m;
+        x.extend(blk);
+    }
+    let mut blk = vec![1.0f32; bs];
+    blk[4] = f32::MAX;
+    blk[6] = -f32::MAX;
+    x.extend(blk);
+    x
+}
+
+#[test]
+fn simd_standard_q8_0_quantize_is_bit_exact() {
+    let mut rng = Rng(0x5170);
+    for nb in 1..=9 {
+        check_quantize(GgmlType::Q8_0, &floats(nb * 32, &mut rng), "random");
+        check_quantize(GgmlType::Q8_0, &tie_blocks(32, nb, &mut rng), "ties");
+    }
+    check_quantize(GgmlType::Q8_0, &odd_blocks(32, &mut rng), "special values");
+    check_quantize(
+        GgmlType::Q8_0,
+        &floats(32 * 4864 / 32, &mut rng),
+        "4864 wide",
+    );
+}
+
+#[test]
+fn simd_standard_q8_k_quantize_is_bit_exact() {
+    let mut rng = Rng(0x5171);
+    for nb in 1..=9 {
+        check_quantize(GgmlType::Q8K, &floats(nb * 256, &mut rng), "random");
+        check_quantize(GgmlType::Q8K, &tie_blocks(256, nb, &mut rng), "ties");
+    }
+    check_quantize(GgmlType::Q8K, &odd_blocks(256, &mut rng), "special values");
+}
+
+/// One weight row, `rows` activation rows `a_row` bytes apart (padding
+/// filled with junk), at a misaligned start.
+struct Case {
+    w: Vec<u8>,
+    a: Vec<u8>,
+    a_row: usize,
+    rows: usize,
+}
+
+fn case(ty: GgmlType, nb: usize, rows: usize, rng: &mut Rng) -> Case {
+    let at = ty.vec_dot_type();
+    let w = blocks(ty, nb, (rng.next_u64() % 3) as u32, rng);
+    let need = nb * at.type_size();
+    let a_row = need + (rng.next_u64() % 3) as usize * 7;
+    let mut a = Vec::with_capacity(rows * a_row);
+    for _ in 0..rows {
+        let mode = (rng.next_u64() % 3) as u32;
+        a.extend(blocks(at, nb, mode, rng));
+        a.extend(rng.bytes(a_row - need));
+    }
+    Case { w, a, a_row, rows }
+}
+
+/// Dot products of block formats: `vec_dot` against the scalar one under
+/// the contract, `vec_dot_multi` against `vec_dot` bit for bit.
+#[test]
+fn simd_standard_block_dots_match_scalar() {
+    let mut rng = Rng(0xD07);
+    for ty in BLOCK_FORMATS {
+        let at = ty.vec_dot_type();
+        let scalar = scalar_kernels(ty);
+        // 1..=9 blocks, plus rows longer than the 32-block scale chunks
+        // of the `Q*_0` kernels (odd and even tails) and 4864 wide.
+        let long: &[usize] = if is_k(ty) { &[19] } else { &[32, 33, 67, 152] };
+        for nb in (1..=9).chain(long.iter().copied()) {
+            for rows in [1, 2, 3, 5, 8, 9, 17] {
+                let c = case(ty, nb, rows, &mut rng);
+                let need = nb * at.type_size();
+                for level in levels() {
+                    let k = kernels_for(ty, level);
+                    check_case(ty, level, &k, &scalar, &c, need, nb);
+                }
+            }
+        }
+    }
+}
+
+fn check_case(
+    ty: GgmlType,
+    level: Isa,
+    k: &Kernels,
+    s: &Kernels,
+    c: &Case,
+    need: usize,
+    nb: usize,
+) {
+    let off = c.rows % 4;
+    let (w, a) = (shifted(&c.w, off), shifted(&c.a, 3 - off));
+    let (w, a) = (&w[off..], &a[3 - off..]);
+    let mut multi = vec![f32::NAN; c.rows];
+    (k.vec_dot_multi)(w, a, c.a_row, &mut multi);
+    for (t, &m) in multi.iter().enumerate() {
+        let at = &a[t * c.a_row..t * c.a_row + need];
+        let single = (k.vec_dot)(w, at);
+        let want = (s.vec_dot)(w, at);
+        let what = format!("nb={nb} row {t}/{}", c.rows);
+        check_dot(ty, level, w, at, single, want, &what);
+        assert_eq!(
+            m.to_bits(),
+            single.to_bits(),
+            "{ty} {} {what}: multi {m:e} != vec_dot {single:e}",
+            level.name()
+        );
+    }
+}
+
+/// `F32`/`F16`: lengths around the vector widths, random values (for
+/// `F16` also random finite bit patterns).
+#[test]
+fn simd_standard_float_dots_match_scalar() {
+    let mut rng = Rng(0xF10A7);
+    for ty in [GgmlType::F32, GgmlType::F16] {
+        let scalar = scalar_kernels(ty);
+        for n in (1..=70).chain([127, 128, 129, 896]) {
+            for rows in [1, 3, 9] {
+                let enc = |rng: &mut Rng| {
+                    let mut b = vec![0u8; n * ty.type_size()];
+                    if ty == GgmlType::F16 && rng.unit() < 0.5 {
+                        for c in b.chunks_exact_mut(2) {
+                            c.copy_from_slice(&f16_bits(rng));
+                        }
+                    } else {
+                        (scalar_kernels(ty).quantize)(&floats(n, rng), &mut b);
+                    }
+                    b
+                };
+                let w = enc(&mut rng);
+                let need = w.len();
+                let a_row = need + 4 * (n % 3);
+                let mut a = Vec::new();
+                for _ in 0..rows {
+                    a.extend(enc(&mut rng));
+                    a.extend(rng.bytes(a_row - need));
+                }
+                let c = Case { w, a, a_row, rows };
+                for level in levels() {
+                    check_case(ty, level, &kernels_for(ty, level), &scalar, &c, need, n);
+                }
+            }
+        }
+    }
+}
+
+/// The SIMD kernels reproduce ggml's own outputs recorded in
+/// tests/data/standard/ (independent of the scalar references): quantize
+/// bytes exactly, dot products within the tolerance of
+/// standard_known_answers.rs.
+#[test]
+fn simd_standard_known_answers_from_ggml() {
+    let mut checked = 0;
+    for (ty, name) in STANDARD {
+        if matches!(ty, GgmlType::BF16 | GgmlType::Q8K) {
+            continue;
+        }
+        let doc = load(name);
+        for level in levels() {
+            let k = kernels_for(ty, level);
+            if matches!(ty, GgmlType::Q8_0) {
+                for case in cases(&doc, "quantize") {
+                    let src = f32s(&field(case, "src"));
+                    let want = field(case, "dst");
+                    let mut got = vec![0u8; want.len()];
+                    (k.quantize)(&src, &mut got);
+                    assert_eq!(got, want, "{ty} {} quantize", level.name());
+                    checked += 1;
+                }
+            }
+            for case in cases(&doc, "vec_dot") {
+                let (w, a) = (field(case, "w"), field(case, "a"));
+                let want = f32s(&field(case, "dot"))[0];
+                let n = w.len() / ty.type_size() * ty.block_size();
+                let got = (k.vec_dot)(&w, &a);
+                let mag = magnitude(ty, &w, &a, n);
+                let nblocks = (n / ty.block_size()) as f64;
+                let tol = (nblocks + 8.0) * f64::from(f32::EPSILON) * mag;
+                let err = (f64::from(got) - f64::from(want)).abs();
+                assert!(
+                    err <= tol,
+                    "{ty} {}: {got:e} vs ggml {want:e}",
+                    level.name()
+                );
+                checked += 1;
+            }
+        }
+    }
+    let q8k = load("q8_k");
+    for level in levels() {
+        let k = kernels_for(GgmlType::Q8K, level);
+        for case in cases(&q8k, "quantize") {
+            let src = f32s(&field(case, "src"));
+            let want = field(case, "dst");
+            let mut got = vec![0u8; want.len()];
+            (k.quantize)(&src, &mut got);
+            assert_eq!(got, want, "Q8_K {} quantize", level.name());
+            checked += 1;
+        }
+    }
+    assert!(checked > 0 || levels().is_empty());
+}
