@@ -4,6 +4,8 @@
 //! a faster version of. `SHOHIN_ISA=scalar` forces the references (for
 //! benchmarks and bisecting), `SHOHIN_ISA=avx2` caps x86 at AVX2.
 
+pub mod attn;
+
 use crate::{scalar_kernels, GgmlType, Kernels, ALL_TYPES};
 use std::sync::OnceLock;
 
