@@ -66,9 +66,11 @@ fn main() {
         Ok(r) => r.parse().unwrap_or(30),
         Err(_) => 30,
     };
+    // `SHOHIN_BENCH_LEVEL=AVX-512` keeps one level (for profiling).
+    let only = std::env::var("SHOHIN_BENCH_LEVEL").unwrap_or_default();
     let levels: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512]
         .into_iter()
-        .filter(|&l| l <= detected())
+        .filter(|&l| l <= detected() && (only.is_empty() || l.name() == only))
         .collect();
     use GgmlType::*;
     let shapes = [

@@ -107,19 +107,24 @@ impl Backend for CpuBackend {
                 });
             return;
         }
-        // Batched: each task takes a band of weight rows and runs every
-        // token tile through each row: [rows][tokens], transposed after.
+        // Batched: each task takes a band of weight rows; for each tile of
+        // tokens (kept in L1) it runs every row of the band (kept in L2)
+        // through `vec_dot_multi`, filling a [rows][tokens] band that is
+        // transposed afterwards.
         tmp.resize(w.rows * n_tokens, 0.0);
         tmp.par_chunks_mut(per_task * n_tokens)
             .enumerate()
             .for_each(|(ci, band)| {
                 let r0 = ci * per_task;
-                for (j, row_out) in band.chunks_mut(n_tokens).enumerate() {
-                    let r = r0 + j;
-                    let wr = &w.data[r * w_row..(r + 1) * w_row];
-                    for (ti, tile) in row_out.chunks_mut(TOKEN_TILE).enumerate() {
-                        let a = &xq[ti * TOKEN_TILE * a_row..];
-                        (k.vec_dot_multi)(wr, a, a_row, tile);
+                let rows = band.len() / n_tokens;
+                for t0 in (0..n_tokens).step_by(TOKEN_TILE) {
+                    let nt = TOKEN_TILE.min(n_tokens - t0);
+                    let a = &xq[t0 * a_row..];
+                    for j in 0..rows {
+                        let r = r0 + j;
+                        let wr = &w.data[r * w_row..(r + 1) * w_row];
+                        let o = &mut band[j * n_tokens + t0..j * n_tokens + t0 + nt];
+                        (k.vec_dot_multi)(wr, a, a_row, o);
                     }
                 }
             });
