@@ -9,8 +9,10 @@ use crate::kv_cache::KvCache;
 use crate::ops;
 use crate::weights::Weights;
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use shohin_gguf::GgufFile;
+use shohin_quant::simd::attn;
 
 /// Tokens per forward chunk during prompt processing (llama.cpp's n_ubatch).
 pub const N_BATCH: usize = 512;
@@ -181,10 +183,13 @@ impl Model {
     /// Causal attention of `n` queries (positions `pos0..pos0+n`) over the
     /// cache, one task per (token, head). q: [n][n_head*hd] → att: [n][n_head*hd_v].
     ///
-    /// Rounding follows llama.cpp's non-flash path (llama-graph.cpp
-    /// build_attn_mha): `kq = mul_mat(k_f16, q)` converts q to f16,
-    /// `soft_max_ext` scales, subtracts the max and normalises in f32 with an
-    /// f64 sum, and `mul_mat(v_f16, kq)` converts the probabilities to f16.
+    /// The arithmetic is llama.cpp's non-flash path (llama-graph.cpp
+    /// build_attn_mha) to the bit, for its AVX-512 build: `kq = mul_mat(k_f16,
+    /// q)` rounds q to f16 and sums each dot in ggml's order ([`ops::DotOrder`]:
+    /// tinyBLAS for a batch, `ggml_vec_dot_f16` for one token); `soft_max_ext`
+    /// scales, then [`ops::softmax_ggml`]; `mul_mat(v_f16, kq)` rounds the
+    /// probabilities to f16 and sums over positions in the same orders, with
+    /// position `j` accumulated into lane `j % lanes`.
     fn attention(
         &self,
         cache: &KvCache,
@@ -201,6 +206,11 @@ impl Model {
         let keys = cache.keys(il, pos0 + n);
         let values = cache.values(il, pos0 + n);
         let scale = 1.0 / (hd as f32).sqrt();
+        let kq_order = ops::DotOrder::for_batch(n, hd);
+        // ggml's KV length is padded to a multiple of 256 (llama-kv-cache.cpp
+        // get_n_kv), so the probability dot is always a multiple of 16 long.
+        let kqv_order = ops::DotOrder::for_batch(n, 256);
+        let lanes = kqv_order.lanes();
         att.par_chunks_mut(hd_v).enumerate().for_each(|(i, out)| {
             let (t, head) = (i / c.n_head, i % c.n_head);
             let kvh = head / group;
@@ -209,27 +219,29 @@ impl Model {
                 .map(|&x| f16::from_f32(x).to_f32())
                 .collect();
             let n_kv = pos0 + t + 1;
-            let mut scores: Vec<f32> = (0..n_kv)
+            let mut kj = vec![0f32; hd];
+            let mut probs: Vec<f32> = (0..n_kv)
                 .map(|j| {
-                    let kj = &keys[j * kd + kvh * hd..][..hd];
-                    let s: f32 = qh.iter().zip(kj).map(|(a, b)| a * b.to_f32()).sum();
-                    s * scale
+                    keys[j * kd + kvh * hd..][..hd].convert_to_f32_slice(&mut kj);
+                    kq_order.dot(&qh, &kj) * scale
                 })
                 .collect();
-            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f64;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += f64::from(*s);
+            ops::softmax_ggml(&mut probs);
+            // acc[l][d]: lane l of the dot for output dim d.
+            let mut acc = vec![0f32; lanes * hd_v];
+            for (j, &p) in probs.iter().enumerate() {
+                let p = f16::from_f32(p).to_f32();
+                let row = &mut acc[(j % lanes) * hd_v..][..hd_v];
+                // p·v is exact in f32 (f16 × f16), so the FMA of axpy_f16
+                // rounds like ggml's.
+                attn::axpy_f16(row, p, &values[j * vd + kvh * hd_v..][..hd_v]);
             }
-            let inv = (1.0 / sum) as f32;
-            out.fill(0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                let p = f16::from_f32(p * inv).to_f32();
-                let vj = &values[j * vd + kvh * hd_v..][..hd_v];
-                for (o, vv) in out.iter_mut().zip(vj) {
-                    *o += p * vv.to_f32();
+            let mut l = vec![0f32; lanes];
+            for (d, o) in out.iter_mut().enumerate() {
+                for (k, l) in l.iter_mut().enumerate() {
+                    *l = acc[k * hd_v + d];
                 }
+                *o = kqv_order.finish(&l);
             }
         });
     }

@@ -36,21 +36,195 @@ pub fn rope_cache(pos: usize, head_dim: usize, base: f32, cache: &mut [(f32, f32
 }
 
 /// NEOX (rotate-half) RoPE on one head: dims i and i + d/2 form a pair.
+/// ops.cpp `rotate_pairs` is `x0*c - x1*s` and `x0*s + x1*c`, which GCC
+/// (`-std=gnu++17`, so `-ffp-contract=fast`, with FMA) contracts to
+/// `fma(x0, c, -(x1*s))` and `fma(x0, s, x1*c)`: measured bit-exact against
+/// llama.cpp's `Qcur`/`Kcur` (tools/drift/rope_check.py); the unfused
+/// form differs in the last bit for ~15% of the values.
 pub fn rope_neox(head: &mut [f32], cache: &[(f32, f32)]) {
     let half = head.len() / 2;
     let (a, b) = head.split_at_mut(half);
     for ((x0, x1), &(c, s)) in a.iter_mut().zip(b.iter_mut()).zip(cache) {
         let (v0, v1) = (*x0, *x1);
-        *x0 = v0 * c - v1 * s;
-        *x1 = v0 * s + v1 * c;
+        *x0 = fma_f32(v0, c, -(v1 * s));
+        *x1 = fma_f32(v0, s, v1 * c);
     }
 }
 
-/// SwiGLU: `g = silu(g) * u` (ggml_swiglu; silu(x) = x / (1 + e^-x)).
+/// `e^x` as ggml-cpu computes it in softmax and SiLU: vec.h `ggml_v_expf`,
+/// AVX-512 variant (an ARM optimized-routines polynomial, max error ~1.5
+/// ulp), one lane of it. llama.cpp built for AVX-512 (as the goldens were)
+/// gets these exact bits; libm's correctly rounded `expf` differs in the
+/// last bit often enough to move this model's logits by ~0.01.
+/// [`fma_f32`] is the same single rounding as `_mm512_fmadd_ps`.
+pub fn exp_ggml(x: f32) -> f32 {
+    // 0x1.8p23: adding it rounds x·log2(e) to an integer (ties to even).
+    let r = f32::from_bits(0x4b40_0000);
+    let log2e = f32::from_bits(0x3fb8_aa3b); // 0x1.715476p+0
+    let ln2_hi = f32::from_bits(0x3f31_7200); // 0x1.62e4p-1
+    let ln2_lo = f32::from_bits(0x35bf_be8e); // 0x1.7f7d1cp-20
+    let c5 = f32::from_bits(0x3c07_2010); // 0x1.0e4020p-7
+    let c4 = f32::from_bits(0x3d2b_9f17); // 0x1.573e2ep-5
+    let c3 = f32::from_bits(0x3e2a_af33); // 0x1.555e66p-3
+    let c2 = f32::from_bits(0x3eff_fedb); // 0x1.fffdb6p-2
+    let c1 = f32::from_bits(0x3f7f_fff6); // 0x1.ffffecp-1
+    let z = fma_f32(x, log2e, r);
+    let n = z - r;
+    // |n| > 192: the result is 0 or inf (NaN compares false and stays NaN).
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let b = fma_f32(-n, ln2_lo, fma_f32(-n, ln2_hi, x));
+    let u = b * b;
+    let j = fma_f32(
+        fma_f32(fma_f32(c5, b, c4), u, fma_f32(c3, b, c2)),
+        u,
+        fma_f32(c1, b, 1.0),
+    );
+    scalef(j, n)
+}
+
+/// `a·b + c` rounded once, like an FMA instruction, in portable code: the
+/// product is exact in f64, the f64 sum is made round-to-odd (TwoSum gives
+/// its error; an inexact even result moves one ulp toward the exact value),
+/// and rounding that to f32 is then correct (53 >= 24 + 2 bits). Avoids
+/// `f32::mul_add`, which is a libm call on targets built without FMA.
+#[inline]
+pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    let p = f64::from(a) * f64::from(b);
+    let c = f64::from(c);
+    let s = p + c;
+    let bb = s - p;
+    let err = (p - (s - bb)) + (c - bb);
+    let bits = s.to_bits();
+    let odd = if err != 0.0 && bits & 1 == 0 && s.is_finite() {
+        // The exact sum lies strictly between s and its neighbour toward err.
+        if (err > 0.0) == (s > 0.0) {
+            f64::from_bits(bits + 1)
+        } else {
+            f64::from_bits(bits - 1)
+        }
+    } else {
+        s
+    };
+    odd as f32
+}
+
+/// `_mm512_scalef_ps(j, n)` for an integral `n` in [-192, 192]: `j·2^n`
+/// rounded once (to a subnormal, zero or infinity when out of range). The
+/// product is exact in f64; the cast to f32 is the single rounding.
+fn scalef(j: f32, n: f32) -> f32 {
+    if n.is_nan() {
+        return f32::NAN;
+    }
+    // n is an integer of magnitude <= 192: 2^n is a normal f64.
+    let p = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    (f64::from(j) * p) as f32
+}
+
+/// SwiGLU: `g = silu(g) * u` (ggml_swiglu; vec.h `ggml_v_silu`:
+/// `x / (1 + ggml_v_expf(0 - x))`, then the multiply by `u`).
 pub fn swiglu(g: &mut [f32], u: &[f32]) {
     for (g, &u) in g.iter_mut().zip(u) {
         let x = *g;
-        *g = x / (1.0 + (-x).exp()) * u;
+        *g = x / (1.0 + exp_ggml(0.0 - x)) * u;
+    }
+}
+
+/// Horizontal sum of 16 lanes in GCC's `_mm512_reduce_add_ps` order
+/// (avx512fintrin.h `__MM512_REDUCE_OP`): upper 8 + lower 8, then 4 + 4,
+/// then lanes (0+2, 1+3), then the last pair.
+pub fn reduce16(a: &[f32; 16]) -> f32 {
+    let mut h = [0f32; 8];
+    for (i, h) in h.iter_mut().enumerate() {
+        *h = a[i + 8] + a[i];
+    }
+    let q = [h[4] + h[0], h[5] + h[1], h[6] + h[2], h[7] + h[3]];
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// How ggml-cpu sums an f16 `mul_mat` dot product, which decides its last
+/// bits (products of two f16 values are exact in f32, so only the order of
+/// the f32 additions matters). Both orders accumulate element `j` into lane
+/// `j % lanes()` in increasing `j` and then combine the lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DotOrder {
+    /// llamafile `tinyBLAS<16, __m512>` (sgemm.cpp), used for batches of
+    /// two or more tokens when the length is a multiple of 16: 16 lanes,
+    /// then [`reduce16`].
+    TinyBlas,
+    /// vec.cpp `ggml_vec_dot_f16` (AVX-512: `GGML_F32_STEP` 64, four
+    /// 16-lane accumulators), used for one token: 64 lanes, accumulators
+    /// folded `0+2, 1+3`, then `0+1`, then [`reduce16`]. The KV length is
+    /// padded to 256 in llama.cpp, so there is no scalar tail.
+    VecDot,
+}
+
+impl DotOrder {
+    /// The order ggml uses for a product over `len` elements with
+    /// `n_tokens` query rows.
+    pub fn for_batch(n_tokens: usize, len: usize) -> Self {
+        if n_tokens >= 2 && len.is_multiple_of(16) {
+            Self::TinyBlas
+        } else {
+            Self::VecDot
+        }
+    }
+
+    pub fn lanes(self) -> usize {
+        match self {
+            Self::TinyBlas => 16,
+            Self::VecDot => 64,
+        }
+    }
+
+    /// Combine `lanes()` accumulators into the sum.
+    pub fn finish(self, acc: &[f32]) -> f32 {
+        let mut l = [0f32; 16];
+        match self {
+            Self::TinyBlas => l.copy_from_slice(&acc[..16]),
+            Self::VecDot => {
+                for (i, l) in l.iter_mut().enumerate() {
+                    *l = (acc[i] + acc[32 + i]) + (acc[16 + i] + acc[48 + i]);
+                }
+            }
+        }
+        reduce16(&l)
+    }
+
+    /// `Σ a[j]·b[j]` in this order (`a`, `b` hold f16-exact values).
+    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 64];
+        let lanes = self.lanes();
+        for (ca, cb) in a.chunks(lanes).zip(b.chunks(lanes)) {
+            for ((s, x), y) in acc.iter_mut().zip(ca).zip(cb) {
+                *s += x * y;
+            }
+        }
+        self.finish(&acc[..lanes])
+    }
+}
+
+/// Softmax of one row of already scaled scores, in place, as ops.cpp
+/// `soft_max_f32` with vec.cpp `ggml_vec_soft_max_f32` (AVX-512): `e^(s -
+/// max)` with [`exp_ggml`], each 16-element chunk summed in f32 by
+/// [`reduce16`] and the chunk sums added in f64, then every value times
+/// `(f32)(1/sum)`. Masked positions past the row are zeros in ggml and
+/// change none of these sums.
+pub fn softmax_ggml(s: &mut [f32]) {
+    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for chunk in s.chunks_mut(16) {
+        let mut lanes = [0f32; 16];
+        for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+            *v = exp_ggml(*v - max);
+            *l = *v;
+        }
+        sum += f64::from(reduce16(&lanes));
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in s.iter_mut() {
+        *v *= inv;
     }
 }
 
@@ -87,6 +261,117 @@ mod tests {
         assert!((f64::from(h[2]) - 3f64.sin()).abs() < 1e-5);
         assert!((f64::from(h[1]) - t1.cos()).abs() < 1e-5);
         assert!((f64::from(h[3]) - t1.sin()).abs() < 1e-5);
+    }
+
+    /// ggml_v_expf (vec.h, AVX-512) outputs for these inputs, as bits,
+    /// printed by tools/drift/expf_ref.c (the intrinsics compiled with GCC
+    /// and run on an AVX-512 machine).
+    const GGML_EXPF: [(u32, u32); 32] = [
+        (0x0000_0000, 0x3f80_0000),
+        (0x8000_0000, 0x3f80_0000),
+        (0x3f80_0000, 0x402d_f855),
+        (0xbf80_0000, 0x3ebc_5ab3),
+        (0x3f00_0000, 0x3fd3_094c),
+        (0xbe80_0000, 0x3f47_5f7c),
+        (0x4049_0fd0, 0x41b9_2005),
+        (0xc0f0_0000, 0x3a10_fcdc),
+        (0x4120_0000, 0x46ac_14f0),
+        (0xc120_0000, 0x383e_6bce),
+        (0x41a4_0000, 0x4e3e_b628),
+        (0xc1a4_0000, 0x30ab_d1d9),
+        (0x4220_0000, 0x5c51_1069),
+        (0xc248_0000, 0x1b69_2beb),
+        (0x42b0_0000, 0x7ef8_82b7),
+        (0x42b1_999a, 0x7f80_0000),
+        (0xc2ae_0000, 0x00b3_3686),
+        (0xc2c8_0000, 0x0000_001b),
+        (0xc2ce_0000, 0x0000_0001),
+        (0xc2dc_0000, 0x0000_0000),
+        (0x33d6_bf95, 0x3f80_0001),
+        (0xb3d6_bf95, 0x3f7f_fffe),
+        (0x3f31_7215, 0x3fff_fffd),
+        (0xbf31_7215, 0x3f00_0001),
+        (0x3b23_d70a, 0x3f80_5206),
+        (0xc155_eb85, 0x35d1_8d6c),
+        (0x4271_0000, 0x6af2_9709),
+        (0xc271_0000, 0x1407_135d),
+        (0x42c8_0000, 0x7f80_0000),
+        (0xc30c_0000, 0x0000_0000),
+        (0xc47a_0000, 0x0000_0000),
+        (0x447a_0000, 0x7f80_0000),
+    ];
+
+    #[test]
+    fn exp_matches_ggml_bits() {
+        for (x, want) in GGML_EXPF {
+            let got = exp_ggml(f32::from_bits(x)).to_bits();
+            assert_eq!(got, want, "exp({})", f32::from_bits(x));
+        }
+        assert_eq!(exp_ggml(f32::NEG_INFINITY), 0.0);
+        assert!(exp_ggml(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (g, w) = (exp_ggml(x), x.exp());
+            let ulps = (g.to_bits() as i64 - w.to_bits() as i64).abs();
+            assert!(ulps <= 2, "exp({x}): {g} vs {w}");
+            x += 0.0137;
+        }
+    }
+
+    fn lcg(seed: u32, n: usize, big: f32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let v = ((s >> 8) as f64 / f64::from(1u32 << 24) - 0.5) as f32;
+                let v = if i % 5 == 0 { v * big } else { v };
+                half::f16::from_f32(v).to_f32()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fma_rounds_once() {
+        let a = lcg(3, 4000, 1e6);
+        let b = lcg(4, 4000, 1e-3);
+        let c = lcg(5, 4000, 7.0);
+        for i in 0..4000 {
+            let (x, y, z) = (a[i] * 1.37, b[i] / 3.0, c[i] * 0.91);
+            assert_eq!(fma_f32(x, y, z).to_bits(), x.mul_add(y, z).to_bits());
+        }
+        // A case where the f64 sum is a tie for f32: plain f64 rounding
+        // would double-round it.
+        let (x, y, z) = (1.0 + f32::EPSILON, 1.0 + f32::EPSILON / 2.0, -1.0);
+        assert_eq!(fma_f32(x, y, z).to_bits(), x.mul_add(y, z).to_bits());
+    }
+
+    #[test]
+    fn dot_orders_are_ggmls() {
+        // Expected bits from tools/drift/emulate_attn.py, whose orders
+        // reproduce llama.cpp's kq/kqv tensors bit for bit; the three
+        // orders give three different sums here.
+        let (a, b) = (lcg(1, 64, 300.0), lcg(1001, 64, 300.0));
+        assert_eq!(DotOrder::TinyBlas.dot(&a, &b).to_bits(), 0x4588_a666);
+        assert_eq!(DotOrder::VecDot.dot(&a, &b).to_bits(), 0x4588_a664);
+        let seq: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert_eq!(seq.to_bits(), 0x4588_a674);
+        assert_eq!(DotOrder::for_batch(2, 64), DotOrder::TinyBlas);
+        assert_eq!(DotOrder::for_batch(1, 64), DotOrder::VecDot);
+        assert_eq!(DotOrder::for_batch(5, 40), DotOrder::VecDot);
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut s: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin() * 5.0).collect();
+        s[3] = f32::NEG_INFINITY;
+        softmax_ggml(&mut s);
+        assert_eq!(s[3], 0.0);
+        let total: f64 = s.iter().map(|&p| f64::from(p)).sum();
+        assert!((total - 1.0).abs() < 1e-6);
     }
 
     #[test]
