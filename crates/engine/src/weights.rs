@@ -89,11 +89,11 @@ fn check_dims(t: &TensorInfo, want: &[u64]) -> Result<()> {
 fn matrix(f: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Matrix> {
     let t = find(f, name)?;
     check_dims(t, &[cols as u64, rows as u64])?;
-    if t.ggml_type == GgmlType::Q8K {
+    if matches!(t.ggml_type, GgmlType::Q8K | GgmlType::Q8_0R) {
         return Err(EngineError::BadTensorType {
             name: name.to_string(),
             ty: t.ggml_type,
-            why: "Q8_K is an activation format",
+            why: "Q8_K and Q8_0R are activation formats",
         });
     }
     Ok(Matrix {

@@ -3,9 +3,11 @@
 //! dot product against quantized activations (ggml's `vec_dot`).
 //!
 //! Dot products follow ggml-cpu: activations are first quantized to the
-//! weight format's [`GgmlType::vec_dot_type`] (Q8_0 for the 32/64/128-weight
-//! formats, Q8_K for the 256-weight ones, F16/BF16/F32 for the float ones),
-//! then `vec_dot(weights, activations)` accumulates in integers per block.
+//! weight format's [`GgmlType::vec_dot_type`] (Q8_0 for the 32-weight
+//! formats, its row-planar form `Q8_0R` for the 1-bit / ternary 64- and
+//! 128-weight ones, Q8_K for the 256-weight ones, F16/BF16/F32 for the
+//! float ones), then `vec_dot(weights, activations)` accumulates in integers
+//! per block.
 
 pub mod simd;
 pub mod types;
@@ -22,11 +24,12 @@ mod q5_0;
 mod q5_k;
 mod q6_k;
 mod q8_0;
+mod q8_0r;
 mod q8_k;
 mod tq1_0;
 mod tq2_0;
 
-pub use types::{GgmlType, ResolveError, TypeTraits, ALL_TYPES, QK_K};
+pub use types::{GgmlType, ResolveError, TypeTraits, ALL_TYPES, NO_GGUF_ID, QK_K};
 
 /// Errors of the checked entry points.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +102,7 @@ pub fn scalar_kernels(ty: GgmlType) -> Kernels {
         Q2_0G128 | PQ2_0 => k!(q2_0_g128),
         TQ1_0 => k!(tq1_0),
         TQ2_0 => k!(tq2_0),
+        Q8_0R => k!(q8_0r),
     }
 }
 

@@ -16,11 +16,13 @@
 //! from left to right.
 //!
 //! The dot product (ggml-cpu/quants.c `ggml_vec_dot_q1_0_q8_0_generic`)
-//! pairs one block with four `block_q8_0` activation blocks of 32 values
-//! each: per Q8_0 block the signed i8 sum is taken in integers, scaled by
+//! pairs one block with four `Q8_0` activation blocks of 32 values each
+//! (here read from the planes of a [`crate::q8_0r`] row, the same numbers):
+//! per activation block the signed i8 sum is taken in integers, scaled by
 //! the activation scale into an f32 block sum, and that sum times `d` is
 //! added to the row total.
 
+use crate::q8_0r;
 use half::f16;
 
 /// Weights per block (`QK1_0`).
@@ -28,9 +30,7 @@ pub(crate) const QK: usize = 128;
 /// Bytes per block: f16 scale + 128 sign bits.
 pub(crate) const BLOCK_BYTES: usize = 2 + QK / 8;
 
-/// Bytes of one `block_q8_0` (f16 scale + 32 i8), the activation format.
-const Q8_0_BYTES: usize = 34;
-/// Q8_0 blocks per `Q1_0` block.
+/// Activation blocks of 32 per `Q1_0` block.
 const Q8_PER_BLOCK: usize = QK / 32;
 
 fn f16_at(b: &[u8]) -> f32 {
@@ -72,22 +72,24 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// Dot product of `Q1_0` weights with Q8_0 activations
+/// Dot product of `Q1_0` weights with `Q8_0R` activations
 /// (ggml-cpu/quants.c `ggml_vec_dot_q1_0_q8_0_generic`, same f32 order).
 pub fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
-    debug_assert_eq!(w.len() / BLOCK_BYTES * Q8_PER_BLOCK * Q8_0_BYTES, a.len());
+    debug_assert_eq!(w.len() / BLOCK_BYTES * QK, a.len() / q8_0r::BLOCK * 32);
+    let (qa, da, _) = q8_0r::planes(a);
     let mut sumf = 0.0f32;
-    for (blk, act) in w
+    for (i, (blk, act)) in w
         .chunks_exact(BLOCK_BYTES)
-        .zip(a.chunks_exact(Q8_PER_BLOCK * Q8_0_BYTES))
+        .zip(qa.chunks_exact(QK))
+        .enumerate()
     {
         let d0 = f16_at(blk);
         let mut sumi = 0.0f32;
-        for (k, yb) in act.chunks_exact(Q8_0_BYTES).enumerate() {
-            let d1 = f16_at(yb);
+        for (k, yb) in act.chunks_exact(32).enumerate() {
+            let d1 = q8_0r::scale(da, Q8_PER_BLOCK * i + k);
             let bits = &blk[2 + 4 * k..2 + 4 * k + 4];
             let mut sumi_block = 0i32;
-            for (j, &q) in yb[2..].iter().enumerate() {
+            for (j, &q) in yb.iter().enumerate() {
                 let q = i32::from(q as i8);
                 sumi_block += if (bits[j / 8] >> (j % 8)) & 1 != 0 {
                     q
@@ -165,11 +167,14 @@ mod tests {
     fn vec_dot_one_block_by_hand() {
         // weights: +1 for even j, -1 for odd j, d = 0.5
         let w = block(0.5, [0b0101_0101; 16]);
-        // activations: q = 1 everywhere, scale 2.0 in each of the 4 blocks
-        let mut a = Vec::new();
+        // activations: q = 3, 1, 3, 1, .., scale 2.0 in each of the 4
+        // blocks (Q8_0R planes: quants, f32 scales, sums)
+        let mut a: Vec<u8> = (0..QK).map(|j| [3u8, 1][j % 2]).collect();
         for _ in 0..4 {
-            a.extend_from_slice(&f16::from_f32(2.0).to_bits().to_le_bytes());
-            a.extend((0..32).map(|j| [3u8, 1][j % 2]));
+            a.extend_from_slice(&2.0f32.to_le_bytes());
+        }
+        for _ in 0..4 {
+            a.extend_from_slice(&64i32.to_le_bytes());
         }
         // per q8 block: 16*3 - 16*1 = 32; *2 = 64; 4 blocks = 256; *0.5 = 128
         assert_eq!(vec_dot(&w, &a), 128.0);

@@ -18,20 +18,19 @@
 //! 0..=3, rounding half away from zero (C `roundf`).
 //!
 //! The dot product (ggml-cpu/quants.c `ggml_vec_dot_q2_0_q8_0_generic`)
-//! pairs one block with two `block_q8_0` activation blocks: per Q8_0 block an
-//! integer sum, scaled by the activation scale into an f32 block sum; that
-//! sum times `d` goes into the row total.
+//! pairs one block with two `Q8_0` activation blocks (here read from the
+//! planes of a [`crate::q8_0r`] row, the same numbers): per activation block
+//! an integer sum, scaled by the activation scale into an f32 block sum;
+//! that sum times `d` goes into the row total.
 //!
 //! The codec here is generic over the group size so that PrismML's g128
 //! layout ([`crate::q2_0_g128`]) reuses it unchanged.
 
+use crate::q8_0r;
 use half::f16;
 
 /// Weights per block (`QK2_0`).
 pub(crate) const QK: usize = 64;
-
-/// Bytes of one `block_q8_0` (f16 scale + 32 i8), the activation format.
-const Q8_0_BYTES: usize = 34;
 
 fn f16_at(b: &[u8]) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
@@ -87,22 +86,23 @@ pub(crate) fn quantize_g<const G: usize>(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// Dot product of blocks of `G` weights with Q8_0 activations, `G / 32`
+/// Dot product of blocks of `G` weights with `Q8_0R` activations, `G / 32`
 /// activation blocks per weight block, in the f32 order of
 /// `ggml_vec_dot_q2_0_q8_0_generic`.
 pub(crate) fn vec_dot_g<const G: usize>(w: &[u8], a: &[u8]) -> f32 {
     let bb = block_bytes(G);
     let per = G / 32;
-    debug_assert_eq!(w.len() / bb * per * Q8_0_BYTES, a.len());
+    debug_assert_eq!(w.len() / bb * G, a.len() / q8_0r::BLOCK * 32);
+    let (qa, da, _) = q8_0r::planes(a);
     let mut sumf = 0.0f32;
-    for (blk, act) in w.chunks_exact(bb).zip(a.chunks_exact(per * Q8_0_BYTES)) {
+    for (i, (blk, act)) in w.chunks_exact(bb).zip(qa.chunks_exact(G)).enumerate() {
         let d0 = f16_at(blk);
         let mut sumi = 0.0f32;
-        for (k, yb) in act.chunks_exact(Q8_0_BYTES).enumerate() {
-            let d1 = f16_at(yb);
+        for (k, yb) in act.chunks_exact(32).enumerate() {
+            let d1 = q8_0r::scale(da, per * i + k);
             let qs = &blk[2 + 8 * k..2 + 8 * k + 8];
             let mut sumi_block = 0i32;
-            for (j, &q) in yb[2..].iter().enumerate() {
+            for (j, &q) in yb.iter().enumerate() {
                 let c = i32::from((qs[j / 4] >> (2 * (j % 4))) & 3) - 1;
                 sumi_block += c * i32::from(q as i8);
             }
@@ -123,7 +123,7 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
     quantize_g::<QK>(src, dst);
 }
 
-/// Dot product with Q8_0 activations
+/// Dot product with `Q8_0R` activations
 /// (ggml-cpu/quants.c `ggml_vec_dot_q2_0_q8_0_generic`).
 pub fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
     vec_dot_g::<QK>(w, a)
@@ -185,10 +185,13 @@ mod tests {
         let mut qs = [0xaau8; 16];
         qs[8..].fill(0x00);
         let w = block(2.0, qs);
-        let mut a = Vec::new();
+        // Q8_0R planes: 64 quants 4, scales 1.0 and 0.5, sums 128
+        let mut a = vec![4u8; 64];
         for s in [1.0f32, 0.5] {
-            a.extend_from_slice(&f16::from_f32(s).to_bits().to_le_bytes());
-            a.extend(std::iter::repeat_n(4u8, 32));
+            a.extend_from_slice(&s.to_le_bytes());
+        }
+        for _ in 0..2 {
+            a.extend_from_slice(&128i32.to_le_bytes());
         }
         // first q8 block: +1*4*32 = 128 *1.0; second: -128 * 0.5 = -64
         assert_eq!(vec_dot(&w, &a), 2.0 * (128.0 - 64.0));

@@ -16,7 +16,7 @@
 //! The fork's `quantize_row_pq2_0_ref` is `quantize_row_q2_0_ref` with
 //! `qk = 128` (`d` = largest absolute value of the 128 weights), and
 //! `ggml_vec_dot_pq2_0_q8_0_generic` is the g64 generic dot with four Q8_0
-//! blocks per weight block instead of two.
+//! blocks per weight block instead of two (activations here as `Q8_0R`).
 
 use crate::q2_0::{dequantize_g, quantize_g, vec_dot_g};
 
@@ -33,7 +33,7 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
     quantize_g::<QK>(src, dst);
 }
 
-/// Dot product with Q8_0 activations
+/// Dot product with `Q8_0R` activations
 /// (PrismML ggml-cpu/quants.c `ggml_vec_dot_pq2_0_q8_0_generic`).
 pub fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
     vec_dot_g::<QK>(w, a)
@@ -83,10 +83,13 @@ mod tests {
         let mut w = vec![0u8; 34];
         w[..2].copy_from_slice(&f16::from_f32(1.0).to_bits().to_le_bytes());
         w[2..].fill(0xaa); // all +1
-        let mut a = Vec::new();
-        for k in 0..4u8 {
-            a.extend_from_slice(&f16::from_f32(1.0).to_bits().to_le_bytes());
-            a.extend(std::iter::repeat_n(k + 1, 32));
+                           // Q8_0R planes: quants k + 1 in block k, scales 1.0, sums
+        let mut a: Vec<u8> = (0..4u8).flat_map(|k| [k + 1; 32]).collect();
+        for _ in 0..4 {
+            a.extend_from_slice(&1.0f32.to_le_bytes());
+        }
+        for k in 0..4 {
+            a.extend_from_slice(&(32 * (k + 1i32)).to_le_bytes());
         }
         assert_eq!(vec_dot(&w, &a), 32.0 * (1.0 + 2.0 + 3.0 + 4.0));
     }

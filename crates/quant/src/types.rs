@@ -6,6 +6,9 @@
 //! `Q2_0` g128 (128 weights, 34 bytes); a reader tells them apart by the bytes
 //! a tensor occupies, see [`GgmlType::resolve`]. PrismML's `PQ2_0` (142) is
 //! the g128 layout under its own id.
+//!
+//! `Q8_0R` is shohin's own activation-only format (no GGUF id): the numbers
+//! of `Q8_0` laid out per row as planes, see [`crate::q8_0r`].
 
 /// One tensor format. `Q8_K` is not used for weights here: it is the
 /// activation format that the K-quants and `TQ*` dot products consume.
@@ -31,10 +34,18 @@ pub enum GgmlType {
     PQ2_0,
     TQ1_0,
     TQ2_0,
+    /// Activations only, not a GGUF type: "row-planar `Q8_0`", the quants,
+    /// scales and block sums of a whole row in three planes (see
+    /// [`crate::q8_0r`]); what the `Q1_0` / `Q2_0` dot products consume.
+    Q8_0R,
 }
 
+/// The id of formats that have none in GGUF ([`GgmlType::Q8_0R`]): never
+/// returned by [`GgmlType::candidates`], so no reader or writer accepts it.
+pub const NO_GGUF_ID: u32 = u32::MAX;
+
 /// Every variant, in table order (tests iterate over it).
-pub const ALL_TYPES: [GgmlType; 16] = [
+pub const ALL_TYPES: [GgmlType; 17] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::BF16,
@@ -51,6 +62,7 @@ pub const ALL_TYPES: [GgmlType; 16] = [
     GgmlType::PQ2_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
+    GgmlType::Q8_0R,
 ];
 
 /// Static facts about one format.
@@ -105,10 +117,12 @@ impl GgmlType {
             Q5K => tr("Q5_K", 13, QK_K, 4 + 12 + QK_K / 8 + QK_K / 2, Q8K),
             // 128 low nibbles + 64 high bits + 16 i8 scales + f16 d
             Q6K => tr("Q6_K", 14, QK_K, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2, Q8K),
-            Q1_0 => tr("Q1_0", 41, 128, 2 + 16, Q8_0),
-            Q2_0 => tr("Q2_0", 42, 64, 2 + 16, Q8_0),
-            Q2_0G128 => tr("Q2_0_g128", 42, 128, 2 + 32, Q8_0),
-            PQ2_0 => tr("PQ2_0", 142, 128, 2 + 32, Q8_0),
+            // the 1-bit / ternary formats take row-planar activations (the
+            // numbers of Q8_0; shohin's choice, ggml uses Q8_0 itself)
+            Q1_0 => tr("Q1_0", 41, 128, 2 + 16, Q8_0R),
+            Q2_0 => tr("Q2_0", 42, 64, 2 + 16, Q8_0R),
+            Q2_0G128 => tr("Q2_0_g128", 42, 128, 2 + 32, Q8_0R),
+            PQ2_0 => tr("PQ2_0", 142, 128, 2 + 32, Q8_0R),
             // 48 bytes of base-3 packed trits + 4 bytes + f16 d
             TQ1_0 => tr(
                 "TQ1_0",
@@ -118,6 +132,9 @@ impl GgmlType {
                 Q8K,
             ),
             TQ2_0 => tr("TQ2_0", 35, QK_K, QK_K / 4 + 2, Q8K),
+            // per 32 values: 32 i8 quants + f32 scale + i32 block sum, as
+            // three planes over the row
+            Q8_0R => tr("Q8_0R", NO_GGUF_ID, 32, 32 + 4 + 4, Q8_0R),
         }
     }
 
@@ -234,6 +251,31 @@ mod tests {
         assert_eq!(GgmlType::TQ1_0.type_size(), 54);
         assert_eq!(GgmlType::TQ2_0.type_size(), 66);
         assert_eq!(GgmlType::Q1_0.type_size(), 18);
+    }
+
+    #[test]
+    fn q8_0r_has_no_gguf_id() {
+        assert_eq!(GgmlType::Q8_0R.id(), NO_GGUF_ID);
+        assert!((0..=1024)
+            .chain([NO_GGUF_ID])
+            .all(|id| !GgmlType::candidates(id).contains(&GgmlType::Q8_0R)));
+        assert_eq!(
+            GgmlType::resolve(NO_GGUF_ID, 32, 1 << 20),
+            Err(ResolveError::UnknownType(NO_GGUF_ID))
+        );
+        for t in ALL_TYPES {
+            let vt = t.vec_dot_type();
+            // the 1-bit / ternary formats of 32-multiples take Q8_0R
+            let planar = matches!(
+                t,
+                GgmlType::Q1_0
+                    | GgmlType::Q2_0
+                    | GgmlType::Q2_0G128
+                    | GgmlType::PQ2_0
+                    | GgmlType::Q8_0R
+            );
+            assert_eq!(vt == GgmlType::Q8_0R, planar, "{t}");
+        }
     }
 
     #[test]

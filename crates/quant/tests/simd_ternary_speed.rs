@@ -9,9 +9,10 @@
 //!
 //! `SHOHIN_BENCH_MS` sets the time per measurement (default 200 ms),
 //! `SHOHIN_BENCH_ONLY` a comma-separated list of formats (`Q1_0,TQ2_0`),
-//! `SHOHIN_BENCH_LEVELS` the levels (`scalar,AVX2,AVX-512`). The
-//! weight rows (64 of them, 36 to 70 KB) cycle through L1/L2 like a
-//! matrix–vector product's.
+//! `SHOHIN_BENCH_LEVELS` the levels (`scalar,AVX2,AVX-512`),
+//! `SHOHIN_BENCH_WROWS` the number of weight rows (default 64, 36 to 70 KB,
+//! which cycle through L1/L2 like a matrix–vector product's; 1 measures
+//! the kernel alone, 4096 rows of a real matrix stream from L3 / memory).
 
 use shohin_quant::simd::{detected, kernels_for, Isa};
 use shohin_quant::{scalar_kernels, GgmlType};
@@ -19,7 +20,6 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 const N: usize = 4096;
-const WROWS: usize = 64;
 
 fn lcg(s: &mut u64) -> u8 {
     *s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -72,6 +72,10 @@ fn ternary_dot_speed() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let budget = Duration::from_millis(ms);
+    let wrows: usize = std::env::var("SHOHIN_BENCH_WROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     println!(
         "{:<9} {:<8} {:>11} {:>9} {:>13} {:>13} {:>8}",
         "format", "level", "dot ns/row", "GB/s", "multi8 ns/row", "ns/row/token", "speedup"
@@ -92,10 +96,10 @@ fn ternary_dot_speed() {
         let abytes = N / vt.block_size() * vt.type_size();
         let mut s = 0x1234_5678u64;
         // quantized random weights and activations
-        let x: Vec<f32> = (0..N * WROWS)
+        let x: Vec<f32> = (0..N * wrows)
             .map(|_| f32::from(lcg(&mut s)) / 128.0 - 1.0)
             .collect();
-        let mut w = vec![0u8; wbytes * WROWS];
+        let mut w = vec![0u8; wbytes * wrows];
         (scalar_kernels(ty).quantize)(&x, &mut w);
         let xa: Vec<f32> = (0..N * 8)
             .map(|_| f32::from(lcg(&mut s)) / 64.0 - 2.0)
@@ -116,14 +120,14 @@ fn ternary_dot_speed() {
                 for r in w.chunks_exact(wbytes) {
                     black_box((k.vec_dot)(black_box(r), black_box(&a[..abytes])));
                 }
-            }) / WROWS as f64;
+            }) / wrows as f64;
             let mut out = [0f32; 8];
             let multi = time(budget, || {
                 for r in w.chunks_exact(wbytes) {
                     (k.vec_dot_multi)(black_box(r), black_box(&a), abytes, &mut out);
                     black_box(&out);
                 }
-            }) / WROWS as f64;
+            }) / wrows as f64;
             println!(
                 "{:<9} {:<8} {:>11.1} {:>9.2} {:>13.1} {:>13.1} {:>7.2}x",
                 ty.to_string(),

@@ -9,7 +9,12 @@
 //! Dequantized values must match bit for bit (signs of zero included),
 //! quantized bytes byte for byte, and dot products bit for bit with the f32
 //! result of the generic C kernel (same operation order), besides lying
-//! close to the float64 dot product.
+//! close to the float64 dot product. The vectors hold `block_q8_0`
+//! activations; the formats whose `vec_dot_type` is `Q8_0R` get the same
+//! numbers rewritten as its planes (tests/ternary_support), and the answers
+//! are unchanged.
+
+mod ternary_support;
 
 use serde_json::Value;
 use shohin_quant::{dequantize_row, quantize_row, vec_dot, GgmlType};
@@ -78,6 +83,11 @@ fn check_format(file: &str, types: &[GgmlType]) {
         for (i, case) in cases.iter().enumerate() {
             let w = hex(&case["w"]);
             let a = hex(&case["a"]);
+            let a = if ty.vec_dot_type() == GgmlType::Q8_0R {
+                ternary_support::q8_0r_from_q8_0(&a)
+            } else {
+                a
+            };
             let n = w.len() / ty.type_size() * ty.block_size();
             let got = vec_dot(ty, n, &w, &a).unwrap();
             let want = case["expected"].as_f64().unwrap() as f32;

@@ -146,14 +146,18 @@ proptest! {
         dequantize_row(ty, &w, &mut wv).unwrap();
 
         let (a, av): (Vec<u8>, Vec<f64>) = match ty.vec_dot_type() {
-            GgmlType::Q8_0 => {
-                let dh = f16::from_f32(dq);
-                let mut a = Vec::new();
-                for g in q[..n].chunks_exact(32) {
-                    a.extend_from_slice(&dh.to_bits().to_le_bytes());
-                    a.extend(g.iter().map(|&v| v as u8));
+            GgmlType::Q8_0R => {
+                // planes: quants, f32 scales (f16 values), i32 block sums
+                let dh = f16::from_f32(dq).to_f32();
+                let mut a: Vec<u8> = q[..n].iter().map(|&v| v as u8).collect();
+                for _ in 0..n / 32 {
+                    a.extend_from_slice(&dh.to_le_bytes());
                 }
-                (a, q[..n].iter().map(|&v| f64::from(v) * dh.to_f64()).collect())
+                for g in q[..n].chunks_exact(32) {
+                    let s: i32 = g.iter().map(|&v| i32::from(v)).sum();
+                    a.extend_from_slice(&s.to_le_bytes());
+                }
+                (a, q[..n].iter().map(|&v| f64::from(v) * f64::from(dh)).collect())
             }
             _ => {
                 let mut a = Vec::new();

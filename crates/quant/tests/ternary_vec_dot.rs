@@ -1,11 +1,14 @@
 //! The dot products of the 1-bit and ternary formats against the float64 dot
-//! product of the dequantized weights and activations decoded by hand from
-//! the bytes of `block_q8_0` (f16 d, 32 × i8) and `block_q8_K` (f32 d,
+//! product of the dequantized weights and activations built by hand as
+//! `Q8_0R` planes (i8 quants, f32 d, i32 sums) and `block_q8_K` (f32 d,
 //! 256 × i8, 16 × i16 sums), on random data, for rows of 1, 2 and 7 blocks.
 //! Also: a g128 row and the same weights re-blocked as g64 give the same dot.
 
+mod ternary_support;
+
 use half::f16;
 use shohin_quant::{dequantize_row, vec_dot, GgmlType};
+use ternary_support::{q8_0r_from_parts, q8_0r_from_q8_0};
 
 /// splitmix64: deterministic data without another dependency.
 struct Rng(u64);
@@ -47,20 +50,21 @@ fn weights(rng: &mut Rng, ty: GgmlType, nblk: usize) -> Vec<u8> {
     w
 }
 
-/// Random Q8_0 activations and their values, decoded from the bytes.
-fn q8_0(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<f64>) {
-    let mut bytes = Vec::new();
+/// Random Q8_0R activations (f16-valued scales) and their values.
+fn q8_0r(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<f64>) {
+    let mut qs = Vec::new();
+    let mut ds = Vec::new();
     let mut vals = Vec::new();
     for _ in 0..n / 32 {
-        let d = f16::from_f32(rng.uniform(1e-3, 0.05));
-        bytes.extend_from_slice(&d.to_bits().to_le_bytes());
+        let d = f16::from_f32(rng.uniform(1e-3, 0.05)).to_f32();
+        ds.push(d);
         for _ in 0..32 {
             let q = rng.byte() as i8; // -128 included
-            bytes.push(q as u8);
-            vals.push(f64::from(q) * d.to_f64());
+            qs.push(q);
+            vals.push(f64::from(q) * f64::from(d));
         }
     }
-    (bytes, vals)
+    (q8_0r_from_parts(&qs, &ds), vals)
 }
 
 /// Random Q8_K activations (with consistent block sums) and their values.
@@ -87,7 +91,7 @@ fn check(ty: GgmlType, seed: u64) {
         let n = nblk * ty.block_size();
         let w = weights(&mut rng, ty, nblk);
         let (a, av) = match ty.vec_dot_type() {
-            GgmlType::Q8_0 => q8_0(&mut rng, n),
+            GgmlType::Q8_0R => q8_0r(&mut rng, n),
             GgmlType::Q8K => q8_k(&mut rng, n),
             other => panic!("{ty}: unexpected vec_dot_type {other}"),
         };
@@ -162,7 +166,7 @@ fn g128_row_and_reblocked_g64_row_agree() {
         assert_eq!(v128, v64);
 
         // random activations: equal up to the f32 order of the two kernels
-        let (a, _) = q8_0(&mut rng, n);
+        let (a, _) = q8_0r(&mut rng, n);
         let d128 = vec_dot(GgmlType::Q2_0G128, n, &g128, &a).unwrap();
         let d64 = vec_dot(GgmlType::Q2_0, n, &g64, &a).unwrap();
         let pq = vec_dot(GgmlType::PQ2_0, n, &g128, &a).unwrap();
@@ -184,6 +188,7 @@ fn g128_row_and_reblocked_g64_row_agree() {
             a1.extend_from_slice(&f16::from_f32(1.0).to_bits().to_le_bytes());
             a1.extend((0..32).map(|_| (rng.byte() % 16) as i8 as u8));
         }
+        let a1 = q8_0r_from_q8_0(&a1);
         let e128 = vec_dot(GgmlType::Q2_0G128, n, &g128p, &a1).unwrap();
         let e64 = vec_dot(GgmlType::Q2_0, n, &g64p, &a1).unwrap();
         assert_eq!(e128, e64);

@@ -1,47 +1,28 @@
 //! x86 kernels of the 1-bit and ternary formats: `Q1_0`, `Q2_0` (g64),
-//! `Q2_0` g128 / `PQ2_0` against `Q8_0` activations, `TQ1_0` and `TQ2_0`
-//! against `Q8_K`, each in an AVX2 and an AVX-512 (F+BW+VL+VNNI) version.
+//! `Q2_0` g128 / `PQ2_0` against `Q8_0R` activations, `TQ1_0` and `TQ2_0`
+//! against `Q8_K`, each in an AVX2 and an AVX-512 (F+BW+VL+VNNI) version;
+//! and the `Q8_0R` quantizer on top of the SIMD `Q8_0` one.
 //!
-//! All of them return the scalar reference's result (`crate::{q1_0, q2_0,
-//! q2_0_g128, tq1_0, tq2_0}`) bit for bit: the integer sum of each
-//! activation block is formed exactly (no saturation anywhere, `-128`
-//! activations and the never-written code 3 included), scaled with the
-//! same `f32` operations in the same order, and the weight-block terms are
-//! added to the row total one by one in row order. One precondition the
-//! references do not have: the `TQ*` kernels take `Σ q` of a `block_q8_K`
-//! from its `bsums`, as ggml's x86 kernels do; `Q8_K` blocks written by the
-//! quantizer always have consistent sums.
+//! Every integer block sum is formed exactly (no saturation anywhere,
+//! `-128` activations and the never-written code 3 included). The `TQ*`
+//! kernels then scale and add in the scalar references' `f32` order and
+//! return their result bit for bit; they take `Σ q` of a `block_q8_K` from
+//! its `bsums`, as ggml's x86 kernels do. The `Q8_0R` kernels take `Σ q`
+//! from the sums plane and scale lane-wise with one horizontal sum per row
+//! (the sequential order of the references would cost a dependent add per
+//! weight block): they agree with `crate::{q1_0, q2_0, q2_0_g128}` to a few
+//! ulps of `Σ |d_w·d_a·sumi|`. Blocks written by the quantizers always have
+//! consistent sums.
 //!
 //! `vec_dot_multi` decodes the weights once for several activation rows
-//! (eight at a time for the `Q8_0` family, one row per lane); being exact
-//! too, it equals `vec_dot` per row bit for bit.
+//! and equals `vec_dot` per row bit for bit.
 //!
-//! The `Q8_0` family shares one pipeline per instruction set
-//! ([`q8_0_avx2`], [`q8_0_avx512`]); the `Q8_K` pair has its own
+//! The `Q8_0R` family shares one pipeline per instruction set
+//! ([`planar_avx2`], [`planar_avx512`]); the `Q8_K` pair has its own
 //! ([`tq_avx2`], [`tq_avx512`]).
 
 use crate::simd::Isa;
 use crate::{GgmlType, Kernels};
-
-/// Eight f16 values, lane `$i` read by the expression `$get` (a `u16`),
-/// as f32 (`__m256`). Scalar loads inserted one by one: on Zen 4 about
-/// twice as fast as `vpgatherdd`. A macro, not a function: a
-/// `#[target_feature]` function this small was not always inlined, and the
-/// call took a quarter of the kernel's time.
-macro_rules! f16x8 {
-    ($i:ident => $get:expr) => {{
-        let g = |$i: usize| i32::from($get);
-        let mut v = _mm_cvtsi32_si128(g(0));
-        v = _mm_insert_epi16::<1>(v, g(1));
-        v = _mm_insert_epi16::<2>(v, g(2));
-        v = _mm_insert_epi16::<3>(v, g(3));
-        v = _mm_insert_epi16::<4>(v, g(4));
-        v = _mm_insert_epi16::<5>(v, g(5));
-        v = _mm_insert_epi16::<6>(v, g(6));
-        v = _mm_insert_epi16::<7>(v, g(7));
-        _mm256_cvtph_ps(v)
-    }};
-}
 
 /// `[e(0), e(1), .., e(7)]` for the expression `$e` of `$i`, written out:
 /// LLVM does not always unroll the equivalent loop, and then the vectors
@@ -86,23 +67,73 @@ macro_rules! arr8 {
 }
 
 mod load;
-mod q8_0_avx2;
-mod q8_0_avx512;
+mod planar_avx2;
+mod planar_avx512;
 mod tq_avx2;
 mod tq_avx512;
+
+/// Weight layouts of the `Q8_0R` kernels (their const parameter).
+const Q1: u8 = 0;
+const G64: u8 = 1;
+const G128: u8 = 2;
+
+/// Bytes of one weight block (`block_q1_0`: 2 + 16, `block_q2_0`: 2 + 16,
+/// g128: 2 + 32).
+const fn wb_bytes(f: u8) -> usize {
+    if f == G128 {
+        34
+    } else {
+        18
+    }
+}
+
+/// Weights per weight block.
+const fn wb_weights(f: u8) -> usize {
+    if f == G64 {
+        64
+    } else {
+        128
+    }
+}
+
+/// The scales of weight blocks `b..b + 4` of layout `F` (little-endian
+/// f16 at the start of each block) packed into a `u64`, lowest first.
+/// Not a closure: closures do not inherit `#[target_feature]` and were
+/// called out of line, spilling every vector register.
+#[inline(always)]
+fn f16x4<const F: u8>(wg: &[u8], b: usize) -> u64 {
+    let h = |i: usize| u64::from(load::u16_at(wg, (b + i) * wb_bytes(F)));
+    h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48
+}
+
+/// `Q8_0R` quantizers on top of each level's `Q8_0` quantizer (bit-exact
+/// with the scalar reference, so these are too).
+fn q8_0r_avx2(src: &[f32], dst: &mut [u8]) {
+    let q8_0 = crate::simd::kernels_for(GgmlType::Q8_0, Isa::Avx2).quantize;
+    crate::q8_0r::quantize_with(q8_0, src, dst);
+}
+
+fn q8_0r_avx512(src: &[f32], dst: &mut [u8]) {
+    let q8_0 = crate::simd::kernels_for(GgmlType::Q8_0, Isa::Avx512).quantize;
+    crate::q8_0r::quantize_with(q8_0, src, dst);
+}
 
 /// Install the kernels of `ty` for `level` (already capped at what the CPU
 /// supports by the caller).
 pub(super) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
     use GgmlType::*;
     let avx512 = level >= Isa::Avx512;
+    if ty == Q8_0R && level >= Isa::Avx2 {
+        k.quantize = if avx512 { q8_0r_avx512 } else { q8_0r_avx2 };
+        return;
+    }
     let (dot, multi): (crate::VecDotFn, crate::VecDotMultiFn) = match (ty, avx512) {
-        (Q1_0, false) => (q8_0_avx2::dot_q1_0, q8_0_avx2::multi_q1_0),
-        (Q1_0, true) => (q8_0_avx512::dot_q1_0, q8_0_avx512::multi_q1_0),
-        (Q2_0, false) => (q8_0_avx2::dot_q2_0, q8_0_avx2::multi_q2_0),
-        (Q2_0, true) => (q8_0_avx512::dot_q2_0, q8_0_avx512::multi_q2_0),
-        (Q2_0G128 | PQ2_0, false) => (q8_0_avx2::dot_g128, q8_0_avx2::multi_g128),
-        (Q2_0G128 | PQ2_0, true) => (q8_0_avx512::dot_g128, q8_0_avx512::multi_g128),
+        (Q1_0, false) => (planar_avx2::dot_q1_0, planar_avx2::multi_q1_0),
+        (Q1_0, true) => (planar_avx512::dot_q1_0, planar_avx512::multi_q1_0),
+        (Q2_0, false) => (planar_avx2::dot_q2_0, planar_avx2::multi_q2_0),
+        (Q2_0, true) => (planar_avx512::dot_q2_0, planar_avx512::multi_q2_0),
+        (Q2_0G128 | PQ2_0, false) => (planar_avx2::dot_g128, planar_avx2::multi_g128),
+        (Q2_0G128 | PQ2_0, true) => (planar_avx512::dot_g128, planar_avx512::multi_g128),
         (TQ1_0, false) => (tq_avx2::dot_tq1_0, tq_avx2::multi_tq1_0),
         (TQ1_0, true) => (tq_avx512::dot_tq1_0, tq_avx512::multi_tq1_0),
         (TQ2_0, false) => (tq_avx2::dot_tq2_0, tq_avx2::multi_tq2_0),
