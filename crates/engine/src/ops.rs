@@ -1,6 +1,8 @@
 //! Element-wise and normalisation ops of the forward pass, written to follow
 //! ggml-cpu's arithmetic (ops.cpp) so results track llama.cpp closely.
 
+mod simd;
+
 /// RMSNorm then scale: `out = x / sqrt(mean(x^2) + eps) * w`.
 /// As ggml_compute_forward_rms_norm_f32: squares summed in f64, scale in f32,
 /// then the weight multiply as a separate f32 op (ggml_mul).
@@ -58,30 +60,48 @@ pub fn rope_neox(head: &mut [f32], cache: &[(f32, f32)]) {
 /// last bit often enough to move this model's logits by ~0.01.
 /// [`fma_f32`] is the same single rounding as `_mm512_fmadd_ps`.
 pub fn exp_ggml(x: f32) -> f32 {
-    // 0x1.8p23: adding it rounds x·log2(e) to an integer (ties to even).
-    let r = f32::from_bits(0x4b40_0000);
-    let log2e = f32::from_bits(0x3fb8_aa3b); // 0x1.715476p+0
-    let ln2_hi = f32::from_bits(0x3f31_7200); // 0x1.62e4p-1
-    let ln2_lo = f32::from_bits(0x35bf_be8e); // 0x1.7f7d1cp-20
-    let c5 = f32::from_bits(0x3c07_2010); // 0x1.0e4020p-7
-    let c4 = f32::from_bits(0x3d2b_9f17); // 0x1.573e2ep-5
-    let c3 = f32::from_bits(0x3e2a_af33); // 0x1.555e66p-3
-    let c2 = f32::from_bits(0x3eff_fedb); // 0x1.fffdb6p-2
-    let c1 = f32::from_bits(0x3f7f_fff6); // 0x1.ffffecp-1
-    let z = fma_f32(x, log2e, r);
-    let n = z - r;
+    use exp_consts::*;
+    let z = fma_f32(x, LOG2E, ROUND);
+    let n = z - ROUND;
     // |n| > 192: the result is 0 or inf (NaN compares false and stays NaN).
     if n.abs() > 192.0 {
         return if n <= 0.0 { 0.0 } else { f32::INFINITY };
     }
-    let b = fma_f32(-n, ln2_lo, fma_f32(-n, ln2_hi, x));
+    let b = fma_f32(-n, LN2_LO, fma_f32(-n, LN2_HI, x));
     let u = b * b;
     let j = fma_f32(
-        fma_f32(fma_f32(c5, b, c4), u, fma_f32(c3, b, c2)),
+        fma_f32(fma_f32(C5, b, C4), u, fma_f32(C3, b, C2)),
         u,
-        fma_f32(c1, b, 1.0),
+        fma_f32(C1, b, 1.0),
     );
     scalef(j, n)
+}
+
+/// Constants of vec.h `ggml_v_expf` (AVX-512), shared by [`exp_ggml`] and
+/// the SIMD versions in `ops/simd.rs`.
+mod exp_consts {
+    /// 0x1.8p23: adding it rounds x·log2(e) to an integer (ties to even).
+    pub const ROUND: f32 = f32::from_bits(0x4b40_0000);
+    pub const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b); // 0x1.715476p+0
+    pub const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 0x1.62e4p-1
+    pub const LN2_LO: f32 = f32::from_bits(0x35bf_be8e); // 0x1.7f7d1cp-20
+    pub const C5: f32 = f32::from_bits(0x3c07_2010); // 0x1.0e4020p-7
+    pub const C4: f32 = f32::from_bits(0x3d2b_9f17); // 0x1.573e2ep-5
+    pub const C3: f32 = f32::from_bits(0x3e2a_af33); // 0x1.555e66p-3
+    pub const C2: f32 = f32::from_bits(0x3eff_fedb); // 0x1.fffdb6p-2
+    pub const C1: f32 = f32::from_bits(0x3f7f_fff6); // 0x1.ffffecp-1
+}
+
+/// [`exp_ggml`] over a slice, in place: 16 (AVX-512) or 8 (AVX2) lanes at
+/// a time with the same bits (`ops/simd.rs`), the tail in scalar code.
+/// Only the tests use it: the model calls exp through [`swiglu`] and
+/// [`softmax_ggml`].
+#[cfg(test)]
+pub fn exp_ggml_slice(x: &mut [f32]) {
+    let done = simd::exp_prefix(x);
+    for v in &mut x[done..] {
+        *v = exp_ggml(*v);
+    }
 }
 
 /// `a·b + c` rounded once, like an FMA instruction, in portable code: the
@@ -124,8 +144,12 @@ fn scalef(j: f32, n: f32) -> f32 {
 
 /// SwiGLU: `g = silu(g) * u` (ggml_swiglu; vec.h `ggml_v_silu`:
 /// `x / (1 + ggml_v_expf(0 - x))`, then the multiply by `u`).
+/// Vectorized where the CPU allows (`ops/simd.rs`, same bits).
 pub fn swiglu(g: &mut [f32], u: &[f32]) {
-    for (g, &u) in g.iter_mut().zip(u) {
+    let n = g.len().min(u.len());
+    let (g, u) = (&mut g[..n], &u[..n]);
+    let done = simd::swiglu_prefix(g, u);
+    for (g, &u) in g[done..].iter_mut().zip(&u[done..]) {
         let x = *g;
         *g = x / (1.0 + exp_ggml(0.0 - x)) * u;
     }
@@ -210,11 +234,13 @@ impl DotOrder {
 /// max)` with [`exp_ggml`], each 16-element chunk summed in f32 by
 /// [`reduce16`] and the chunk sums added in f64, then every value times
 /// `(f32)(1/sum)`. Masked positions past the row are zeros in ggml and
-/// change none of these sums.
+/// change none of these sums. Whole chunks are vectorized where the CPU
+/// allows (`ops/simd.rs`, same bits and order).
 pub fn softmax_ggml(s: &mut [f32]) {
     let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f64;
-    for chunk in s.chunks_mut(16) {
+    let done = simd::softmax_exp_prefix(s, max, &mut sum);
+    for chunk in s[done..].chunks_mut(16) {
         let mut lanes = [0f32; 16];
         for (l, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
             *v = exp_ggml(*v - max);
@@ -309,6 +335,13 @@ mod tests {
         }
         assert_eq!(exp_ggml(f32::NEG_INFINITY), 0.0);
         assert!(exp_ggml(f32::NAN).is_nan());
+        // The vector path (hardware FMA/scalef where available) on the same
+        // inputs, 32 = two whole AVX-512 vectors.
+        let mut v: Vec<f32> = GGML_EXPF.iter().map(|&(x, _)| f32::from_bits(x)).collect();
+        exp_ggml_slice(&mut v);
+        for (got, (x, want)) in v.iter().zip(GGML_EXPF) {
+            assert_eq!(got.to_bits(), want, "vector exp({})", f32::from_bits(x));
+        }
     }
 
     #[test]
