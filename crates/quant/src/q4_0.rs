@@ -41,14 +41,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// `q = min(15, trunc(x/d + 8.5))`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(BLOCK)) {
-        let mut amax = 0f32;
-        let mut max = 0f32;
-        for &v in x {
-            if amax < v.abs() {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        let max = signed_absmax(x);
         let d = max / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
@@ -75,4 +68,19 @@ pub fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
         sum += sumi as f32 * read_f16(bw) * read_f16(ba);
     }
     sum
+}
+
+/// The first value of largest magnitude, sign kept (0 for an all-zero or
+/// all-NaN block): the `max` of ggml's `quantize_row_q4_0_ref` and
+/// `quantize_row_q5_0_ref`, which scale by it so that it maps to the
+/// lowest quant.
+pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    max
 }

@@ -14,6 +14,7 @@
 //! Value `i` is `(q_i - 16) * d` with `q_i` in `0..=31`.
 
 use crate::fp16::{f16_bits, read_f16};
+use crate::q4_0::signed_absmax;
 
 /// Values per block (`QK5_0`).
 const QK: usize = 32;
@@ -52,14 +53,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// value of largest magnitude, sign kept), `q = min(31, trunc(x/d + 16.5))`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(BLOCK)) {
-        let mut amax = 0f32;
-        let mut max = 0f32;
-        for &v in x {
-            if amax < v.abs() {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        let max = signed_absmax(x);
         let d = max / -16.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
