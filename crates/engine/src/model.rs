@@ -30,8 +30,9 @@ impl Model {
     /// can run every matrix (fail at load, not mid-generation).
     pub fn load(file: GgufFile, backend: Box<dyn Backend>) -> Result<Self> {
         let config = ModelConfig::from_gguf(&file)?;
-        let weights = Weights::load(&file, &config)?;
+        let mut weights = Weights::load(&file, &config)?;
         backend.check(&mut weights.matrices())?;
+        weights.pack(&file, &*backend);
         Ok(Self {
             file,
             config,

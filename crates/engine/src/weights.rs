@@ -2,10 +2,13 @@
 //! the hyperparameters (names: llama.cpp `llama-arch.cpp` LLM_TENSOR_NAMES).
 //! Matrices stay in the memory map; only norms and biases are copied to f32.
 
+use crate::backend::Backend;
 use crate::config::{Arch, ModelConfig};
 use crate::error::{EngineError, Result};
 use shohin_gguf::{GgufFile, TensorInfo};
+use shohin_quant::packed::PackedMatrix;
 use shohin_quant::GgmlType;
+use std::sync::Arc;
 
 /// A matrix of `rows` rows of `cols` weights each, in the file's format.
 /// GGUF dims are `[cols, rows]` (dims[0] contiguous).
@@ -16,6 +19,9 @@ pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
     info: TensorInfo,
+    /// The backend's repacked copy, if it made one at load (then the
+    /// file's pages of this tensor were released).
+    pub packed: Option<Arc<PackedMatrix>>,
 }
 
 /// A borrowed view of a matrix's bytes, handed to the backend.
@@ -26,15 +32,18 @@ pub struct MatRef<'a> {
     pub cols: usize,
     /// `rows * row_bytes(ty, cols)` bytes, row-major.
     pub data: &'a [u8],
+    /// The same weights repacked by the backend (preferred when present).
+    pub packed: Option<&'a PackedMatrix>,
 }
 
 impl Matrix {
-    pub fn view<'a>(&self, file: &'a GgufFile) -> MatRef<'a> {
+    pub fn view<'a>(&'a self, file: &'a GgufFile) -> MatRef<'a> {
         MatRef {
             ty: self.ty,
             rows: self.rows,
             cols: self.cols,
             data: file.tensor_data(&self.info),
+            packed: self.packed.as_deref(),
         }
     }
 }
@@ -102,6 +111,7 @@ fn matrix(f: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Matrix> 
         rows,
         cols,
         info: t.clone(),
+        packed: None,
     })
 }
 
@@ -202,6 +212,33 @@ impl Weights {
             tied_output,
             n_vocab,
         })
+    }
+
+    /// Let the backend repack every matrix multiplied by (the output and
+    /// the layers'; not `token_embd`, which is only read row by row unless
+    /// tied, and then as `output`), releasing the file's pages of those it
+    /// copied so that resident memory stays about the file's size.
+    pub fn pack(&mut self, f: &GgufFile, backend: &dyn Backend) {
+        let one = |m: &mut Matrix| {
+            if let Some(p) = backend.pack(m.view(f)) {
+                m.packed = Some(Arc::new(p));
+                f.release(&m.info);
+            }
+        };
+        one(&mut self.output);
+        for l in &mut self.layers {
+            for m in [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ] {
+                one(m);
+            }
+        }
     }
 
     /// Every matrix, for backend capability checks at load.

@@ -284,6 +284,29 @@ impl GgufFile {
         self.tensor_index.get(name).map(|&i| &self.tensors[i])
     }
 
+    /// Tells the OS that the tensor's mapped pages will not be read again
+    /// soon (a backend copied them into its own layout): they leave the
+    /// resident set and are read back from the file if touched later
+    /// (`madvise(MADV_DONTNEED)` on a read-only private mapping). A no-op
+    /// for in-memory files and off Unix; the hint's failure is ignored
+    /// because nothing depends on it but memory use.
+    pub fn release(&self, t: &TensorInfo) {
+        #[cfg(unix)]
+        if let Backing::Mmap(map) = &self.backing {
+            let data = self.tensor_data(t);
+            let off = data.as_ptr() as usize - map.as_ptr() as usize;
+            // SAFETY: the map is read-only and private, and the file is
+            // never written through it, so dropping its pages changes no
+            // byte that a live `&[u8]` into it can observe: the next read
+            // faults the same file contents back in.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, data.len())
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = t;
+    }
+
     /// The tensor's bytes (exactly `n_bytes`), zero-copy from the map.
     ///
     /// # Panics

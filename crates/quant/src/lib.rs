@@ -9,6 +9,7 @@
 //! float ones), then `vec_dot(weights, activations)` accumulates in integers
 //! per block.
 
+pub mod packed;
 pub mod simd;
 pub mod types;
 

@@ -83,6 +83,12 @@ fn unpack(blk: &[u8]) -> [i8; QK] {
     w
 }
 
+/// The codes (trit + 1: 0..=2) of a block's 256 weights, in weight order
+/// (for [`crate::packed`]).
+pub(crate) fn codes(blk: &[u8]) -> [u8; QK] {
+    unpack(blk).map(|t| (t + 1) as u8)
+}
+
 fn scale(blk: &[u8]) -> f32 {
     let b = &blk[QS_BYTES + QH_BYTES..];
     f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()

@@ -7,7 +7,8 @@ use super::Backend;
 use crate::error::{EngineError, Result};
 use crate::weights::{MatRef, Matrix};
 use rayon::prelude::*;
-use shohin_quant::{kernels, row_bytes};
+use shohin_quant::packed::{q8_k_to_planar, PackedMatrix, ROWS};
+use shohin_quant::{kernels, row_bytes, GgmlType};
 use std::sync::Mutex;
 
 /// Tokens per `vec_dot_multi` call: enough to amortize decoding a weight
@@ -24,6 +25,9 @@ pub const MAX_THREADS: usize = 512;
 #[derive(Debug)]
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
+    /// Repack 1-bit / ternary matrices at load (`SHOHIN_REPACK=0` keeps
+    /// the file's layout, like llama.cpp's `--no-repack`).
+    repack: bool,
     /// Reused buffers (quantized activations, transposed output), so that a
     /// decode step does not allocate once they reached their size.
     scratch: Mutex<Scratch>,
@@ -32,6 +36,8 @@ pub struct CpuBackend {
 #[derive(Debug, Default)]
 struct Scratch {
     xq: Vec<u8>,
+    /// `Q8_K` rows before their planar rearrangement (packed `TQ*`).
+    xk: Vec<u8>,
     tmp: Vec<f32>,
 }
 
@@ -55,6 +61,7 @@ impl CpuBackend {
             .map_err(|e| EngineError::ThreadPool(e.to_string()))?;
         Ok(Self {
             pool,
+            repack: std::env::var("SHOHIN_REPACK").as_deref() != Ok("0"),
             scratch: Mutex::new(Scratch::default()),
         })
     }
@@ -62,6 +69,58 @@ impl CpuBackend {
     fn rows_per_task(&self, rows: usize) -> usize {
         let tasks = self.pool.current_num_threads() * TASKS_PER_THREAD;
         rows.div_ceil(tasks).max(4)
+    }
+
+    /// The product with a repacked matrix: row groups of 16 split across
+    /// the pool, each task filling a `[group][token][16]` band, scattered
+    /// into `out` afterwards.
+    fn matmul_packed(&self, p: &PackedMatrix, x: &[f32], n_tokens: usize, out: &mut [f32]) {
+        let (cols, rows) = (p.cols, p.rows);
+        let pa = p.format.act_row_bytes(cols);
+        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let Scratch { xq, xk, tmp } = &mut *guard;
+        xq.resize(n_tokens * pa, 0);
+        let vt = p.act_type();
+        let quantize = kernels(vt).quantize;
+        if vt == GgmlType::Q8_0R {
+            xq.par_chunks_mut(pa)
+                .zip(x.par_chunks(cols))
+                .for_each(|(q, xr)| quantize(xr, q));
+        } else {
+            let kr = row_bytes(vt, cols).expect("activation row is whole blocks");
+            xk.resize(n_tokens * kr, 0);
+            xk.par_chunks_mut(kr)
+                .zip(xq.par_chunks_mut(pa))
+                .zip(x.par_chunks(cols))
+                .for_each(|((k, q), xr)| {
+                    quantize(xr, k);
+                    q8_k_to_planar(k, q);
+                });
+        }
+        let xq = &xq[..];
+        let n_groups = p.n_groups();
+        let tasks = self.pool.current_num_threads() * TASKS_PER_THREAD;
+        // Even group counts keep the decode kernel's 2-group steps whole.
+        let per_task = n_groups.div_ceil(tasks).next_multiple_of(2);
+        tmp.resize(n_groups * n_tokens * ROWS, 0.0);
+        tmp.par_chunks_mut(per_task * n_tokens * ROWS)
+            .enumerate()
+            .for_each(|(ci, band)| {
+                let g0 = ci * per_task;
+                let ng = band.len() / (n_tokens * ROWS);
+                p.matmul_groups(xq, pa, n_tokens, g0..g0 + ng, band);
+            });
+        if n_tokens == 1 {
+            out.copy_from_slice(&tmp[..rows]);
+            return;
+        }
+        for (g, grp) in tmp.chunks(n_tokens * ROWS).enumerate() {
+            let r0 = g * ROWS;
+            let nr = ROWS.min(rows - r0);
+            for (t, v) in grp.chunks(ROWS).enumerate() {
+                out[t * rows + r0..t * rows + r0 + nr].copy_from_slice(&v[..nr]);
+            }
+        }
     }
 }
 
@@ -75,7 +134,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn pack(&self, m: MatRef<'_>) -> Option<PackedMatrix> {
+        if !self.repack {
+            return None;
+        }
+        self.pool
+            .install(|| PackedMatrix::pack(m.ty, m.rows, m.cols, m.data))
+    }
+
     fn matmul(&self, w: MatRef<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) {
+        if let Some(p) = w.packed {
+            assert_eq!((p.rows, p.cols), (w.rows, w.cols));
+            assert_eq!(x.len(), n_tokens * w.cols);
+            assert_eq!(out.len(), n_tokens * w.rows);
+            return self.matmul_packed(p, x, n_tokens, out);
+        }
         let vt = w.ty.vec_dot_type();
         // Shapes were validated at load (whole blocks); a failure here is a bug.
         let a_row = row_bytes(vt, w.cols).expect("activation row is whole blocks");
@@ -88,7 +161,7 @@ impl Backend for CpuBackend {
         let per_task = self.rows_per_task(w.rows);
 
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let Scratch { xq, tmp } = &mut *guard;
+        let Scratch { xq, tmp, .. } = &mut *guard;
         xq.resize(n_tokens * a_row, 0);
         xq.par_chunks_mut(a_row)
             .zip(x.par_chunks(w.cols))

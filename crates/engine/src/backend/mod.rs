@@ -6,6 +6,7 @@ pub mod cpu;
 
 use crate::error::Result;
 use crate::weights::{MatRef, Matrix};
+use shohin_quant::packed::PackedMatrix;
 
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Short name shown in `info`/timings (e.g. "CPU").
@@ -13,6 +14,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Fails naming the first matrix this backend cannot multiply.
     fn check(&self, matrices: &mut dyn Iterator<Item = &Matrix>) -> Result<()>;
+
+    /// A repacked copy of `m` in a layout this backend multiplies faster,
+    /// made once at load; `None` keeps the file's layout.
+    fn pack(&self, _m: MatRef<'_>) -> Option<PackedMatrix> {
+        None
+    }
 
     /// Batched matrix product: for each of the `n_tokens` rows `x[t]`
     /// (`w.cols` floats each), `out[t][r] = dot(w[r], x[t])` (`w.rows`

@@ -1,0 +1,206 @@
+//! AVX-512 (F/BW/VNNI) kernels of the packed layout ([`super`]).
+//!
+//! Per block of 16 rows × 4 weights: the plane words become a byte mask,
+//! `vmovdqu8` with zero-masking turns it into 64 bytes of codes (0/1, or
+//! `b0 + 2·b1`), and one `vpdpbusd` per token adds `code · q` of 4
+//! activations (broadcast, signed) into the 16 row lanes. `R` row groups
+//! and `T` tokens run at once: decode (`T = 1`) needs several groups for
+//! independent dependency chains, prefill reuses each expanded vector for
+//! `T` tokens.
+
+use super::{PackedMatrix, ROWS};
+use core::arch::x86_64::*;
+
+/// Tokens per prefill tile.
+const TILE: usize = 8;
+/// Row groups per decode step.
+const DECODE_GROUPS: usize = 2;
+
+/// # Safety
+/// AVX-512 F/BW/VNNI must be present. `w` holds whole row groups of `m`,
+/// `acts` at least `n_tokens` rows of `a_row` bytes, each at least
+/// `m.format.act_row_bytes(m.cols)`, and `band` is `[groups][n_tokens][16]`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn matmul(
+    m: &PackedMatrix,
+    w: &[u64],
+    acts: &[u8],
+    a_row: usize,
+    n_tokens: usize,
+    band: &mut [f32],
+) {
+    let f = m.format;
+    // SAFETY: features and bounds are forwarded from the caller.
+    unsafe {
+        match (f.planes, f.group, f.act_block) {
+            (1, 128, 32) => run::<1, 128, 32>(m, w, acts, a_row, n_tokens, band),
+            (2, 64, 32) => run::<2, 64, 32>(m, w, acts, a_row, n_tokens, band),
+            (2, 128, 32) => run::<2, 128, 32>(m, w, acts, a_row, n_tokens, band),
+            (2, 256, 256) => run::<2, 256, 256>(m, w, acts, a_row, n_tokens, band),
+            _ => unreachable!("PackFormat::of has no other shapes"),
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn run<const P: usize, const G: usize, const S: usize>(
+    m: &PackedMatrix,
+    w: &[u64],
+    acts: &[u8],
+    a_row: usize,
+    n_tokens: usize,
+    band: &mut [f32],
+) {
+    let n = m.cols;
+    let gw = n / G * m.format.block_words();
+    let n_groups = w.len() / gw;
+    debug_assert_eq!(band.len(), n_groups * n_tokens * ROWS);
+    let wp = w.as_ptr();
+    let ap = acts.as_ptr();
+    let op = band.as_mut_ptr();
+    // Band floats per group.
+    let og = n_tokens * ROWS;
+    // SAFETY: (every call below) the caller guarantees the features and
+    // that `w`, `acts` and `band` cover `n_groups` groups and `n_tokens`
+    // tokens; each call covers groups `g..g + R` and tokens `t..t + T`
+    // inside those ranges.
+    unsafe {
+        if n_tokens == 1 {
+            let mut g = 0;
+            while g + DECODE_GROUPS <= n_groups {
+                tile::<P, G, S, DECODE_GROUPS, 1>(
+                    n,
+                    wp.add(g * gw),
+                    gw,
+                    ap,
+                    a_row,
+                    op.add(g * og),
+                    og,
+                );
+                g += DECODE_GROUPS;
+            }
+            while g < n_groups {
+                tile::<P, G, S, 1, 1>(n, wp.add(g * gw), gw, ap, a_row, op.add(g * og), og);
+                g += 1;
+            }
+            return;
+        }
+        for g in 0..n_groups {
+            let (wg, og_) = (wp.add(g * gw), op.add(g * og));
+            let mut t = 0;
+            while t < n_tokens {
+                let nt = TILE.min(n_tokens - t);
+                let (a, o) = (ap.add(t * a_row), og_.add(t * ROWS));
+                match nt {
+                    8 => tile::<P, G, S, 1, 8>(n, wg, gw, a, a_row, o, og),
+                    7 => tile::<P, G, S, 1, 7>(n, wg, gw, a, a_row, o, og),
+                    6 => tile::<P, G, S, 1, 6>(n, wg, gw, a, a_row, o, og),
+                    5 => tile::<P, G, S, 1, 5>(n, wg, gw, a, a_row, o, og),
+                    4 => tile::<P, G, S, 1, 4>(n, wg, gw, a, a_row, o, og),
+                    3 => tile::<P, G, S, 1, 3>(n, wg, gw, a, a_row, o, og),
+                    2 => tile::<P, G, S, 1, 2>(n, wg, gw, a, a_row, o, og),
+                    _ => tile::<P, G, S, 1, 1>(n, wg, gw, a, a_row, o, og),
+                }
+                t += nt;
+            }
+        }
+    }
+}
+
+/// The 64 code bytes of one chunk (16 rows × 4 weights) from its plane words.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn expand<const P: usize>(planes: *const u64) -> __m512i {
+    // SAFETY: the caller points at the chunk's `P` words.
+    let m0 = unsafe { planes.read() };
+    let v = _mm512_maskz_mov_epi8(m0, _mm512_set1_epi8(1));
+    if P == 1 {
+        v
+    } else {
+        // SAFETY: as above (second plane).
+        let m1 = unsafe { planes.add(1).read() };
+        _mm512_mask_add_epi8(v, m1, v, _mm512_set1_epi8(2))
+    }
+}
+
+/// `R` row groups (`gw` words apart from `w`) times `T` tokens (`a_row`
+/// bytes apart from `a`): writes 16 floats per (group, token) at
+/// `o + r·og + t·16`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn tile<const P: usize, const G: usize, const S: usize, const R: usize, const T: usize>(
+    n: usize,
+    w: *const u64,
+    gw: usize,
+    a: *const u8,
+    a_row: usize,
+    o: *mut f32,
+    og: usize,
+) {
+    let bw = 4 + G / 4 * P;
+    let nba = n / S;
+    let (d_off, s_off) = (n, n + 4 * nba);
+    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    for g in 0..n / G {
+        let mut fs = [[_mm512_setzero_ps(); T]; R];
+        // Activation blocks inside this weight group (G is a multiple of S).
+        for s in 0..G / S {
+            let ab = g * (G / S) + s;
+            let mut ia = [[_mm512_setzero_si512(); T]; R];
+            for c in 0..S / 4 {
+                let col = g * G + s * S + 4 * c;
+                let chunk = 4 + (s * S / 4 + c) * P;
+                let mut q = [_mm512_setzero_si512(); T];
+                for (t, q) in q.iter_mut().enumerate() {
+                    // SAFETY: `col + 4 <= n` lies in token `t`'s quants.
+                    *q = _mm512_set1_epi32(unsafe {
+                        (a.add(t * a_row + col) as *const i32).read_unaligned()
+                    });
+                }
+                for (r, ia) in ia.iter_mut().enumerate() {
+                    // SAFETY: chunk words of block `g` of group `r`.
+                    let wv = unsafe { expand::<P>(w.add(r * gw + g * bw + chunk)) };
+                    for (ia, q) in ia.iter_mut().zip(&q) {
+                        *ia = _mm512_dpbusd_epi32(*ia, wv, *q);
+                    }
+                }
+            }
+            for t in 0..T {
+                // SAFETY: scale and sum of block `ab` of token `t`.
+                let (da, sq) = unsafe {
+                    let row = a.add(t * a_row);
+                    (
+                        (row.add(d_off + 4 * ab) as *const f32).read_unaligned(),
+                        (row.add(s_off + 4 * ab) as *const i32).read_unaligned(),
+                    )
+                };
+                let (da, sq) = (_mm512_set1_ps(da), _mm512_set1_epi32(sq));
+                for r in 0..R {
+                    let dot = if P == 1 {
+                        _mm512_slli_epi32::<1>(ia[r][t])
+                    } else {
+                        ia[r][t]
+                    };
+                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot, sq));
+                    fs[r][t] = _mm512_fmadd_ps(v, da, fs[r][t]);
+                }
+            }
+        }
+        for r in 0..R {
+            // SAFETY: the 16 f16 scales of block `g` of group `r`.
+            let dw = _mm512_cvtph_ps(unsafe {
+                _mm256_loadu_si256(w.add(r * gw + g * bw) as *const __m256i)
+            });
+            for t in 0..T {
+                acc[r][t] = _mm512_fmadd_ps(fs[r][t], dw, acc[r][t]);
+            }
+        }
+    }
+    for r in 0..R {
+        for t in 0..T {
+            // SAFETY: `o + r·og + t·16 .. + 16` is inside the band.
+            unsafe { _mm512_storeu_ps(o.add(r * og + t * ROWS), acc[r][t]) };
+        }
+    }
+}
