@@ -1,4 +1,5 @@
-//! The packed (row-interleaved) kernels against the scalar reference
+//! The packed (row-interleaved) kernels of the 1-bit, ternary, `Q5_0` and
+//! `Q8_0` formats against the scalar reference
 //! `vec_dot` of each format, row by row and token by token, on random data.
 //!
 //! Tolerance: the packed kernels form the same exact integer block sums and
@@ -32,13 +33,15 @@ impl Rng {
     }
 }
 
-const FORMATS: [GgmlType; 6] = [
+const FORMATS: [GgmlType; 8] = [
     GgmlType::Q1_0,
     GgmlType::Q2_0,
     GgmlType::Q2_0G128,
     GgmlType::PQ2_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
 ];
 
 /// Byte offset of the f16 scale in a block.
@@ -92,11 +95,12 @@ fn activations(
         let r = &mut reference[t * ra..(t + 1) * ra];
         (scalar_kernels(vt).quantize)(&x, r);
         let p = &mut planar[t * pa..(t + 1) * pa];
-        if vt == GgmlType::Q8K {
-            q8_k_to_planar(r, p);
-        } else {
-            assert_eq!(m.act_type(), vt);
-            p.copy_from_slice(r);
+        match (vt, m.act_type()) {
+            (GgmlType::Q8K, GgmlType::Q8K) => q8_k_to_planar(r, p),
+            (GgmlType::Q8_0R, GgmlType::Q8_0R) => p.copy_from_slice(r),
+            // Q8_0R holds Q8_0's numbers in planes.
+            (GgmlType::Q8_0, GgmlType::Q8_0R) => (scalar_kernels(GgmlType::Q8_0R).quantize)(&x, p),
+            other => panic!("unexpected activation formats {other:?}"),
         }
     }
     (reference, planar)
@@ -168,7 +172,7 @@ fn check(
 }
 
 fn skip() -> bool {
-    if !available() {
+    if !FORMATS.iter().all(|&ty| available(ty)) {
         eprintln!("no packed kernels on this CPU (AVX-512 VNNI): nothing to compare");
         return true;
     }
@@ -231,8 +235,8 @@ fn extremes_and_group_ranges() {
 
 #[test]
 fn unsupported_formats_are_not_packed() {
-    let w = vec![0u8; row_bytes(GgmlType::Q8_0, 64).unwrap() * 2];
-    assert!(PackedMatrix::pack(GgmlType::Q8_0, 2, 64, &w).is_none());
+    let w = vec![0u8; row_bytes(GgmlType::Q4K, 256).unwrap() * 2];
+    assert!(PackedMatrix::pack(GgmlType::Q4K, 2, 256, &w).is_none());
     // Wrong byte count: refused, not a panic.
     let w = vec![0u8; 17];
     assert!(PackedMatrix::pack(GgmlType::Q1_0, 1, 128, &w).is_none());

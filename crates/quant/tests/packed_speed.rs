@@ -45,15 +45,17 @@ fn time(ty: GgmlType, rows: usize, cols: usize, n_tokens: usize) {
 #[test]
 #[ignore]
 fn packed_speed() {
-    if !available() {
-        return;
-    }
     for ty in [
         GgmlType::Q1_0,
         GgmlType::Q2_0,
         GgmlType::Q2_0G128,
         GgmlType::TQ2_0,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
     ] {
+        if !available(ty) {
+            continue;
+        }
         for nt in [1, 64] {
             time(ty, 4096, 4096, nt);
             time(ty, 4096, 12288, nt);

@@ -8,7 +8,7 @@
 //! independent dependency chains, prefill reuses each expanded vector for
 //! `T` tokens.
 
-use super::{PackedMatrix, ROWS};
+use super::{Kind, PackedMatrix, ROWS};
 use core::arch::x86_64::*;
 
 /// Tokens per prefill tile.
@@ -32,18 +32,26 @@ pub(super) unsafe fn matmul(
     let f = m.format;
     // SAFETY: features and bounds are forwarded from the caller.
     unsafe {
-        match (f.planes, f.group, f.act_block) {
+        // K: words per chunk, which also tells the kinds apart.
+        let k = match f.kind {
+            Kind::Ternary { planes } => planes,
+            Kind::Q5_0 => 5,
+            Kind::Q8_0 => 8,
+        };
+        match (k, f.group, f.act_block) {
             (1, 128, 32) => run::<1, 128, 32>(m, w, acts, a_row, n_tokens, band),
             (2, 64, 32) => run::<2, 64, 32>(m, w, acts, a_row, n_tokens, band),
             (2, 128, 32) => run::<2, 128, 32>(m, w, acts, a_row, n_tokens, band),
             (2, 256, 256) => run::<2, 256, 256>(m, w, acts, a_row, n_tokens, band),
+            (5, 32, 32) => run::<5, 32, 32>(m, w, acts, a_row, n_tokens, band),
+            (8, 32, 32) => run::<8, 32, 32>(m, w, acts, a_row, n_tokens, band),
             _ => unreachable!("PackFormat::of has no other shapes"),
         }
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn run<const P: usize, const G: usize, const S: usize>(
+unsafe fn run<const K: usize, const G: usize, const S: usize>(
     m: &PackedMatrix,
     w: &[u64],
     acts: &[u8],
@@ -68,7 +76,7 @@ unsafe fn run<const P: usize, const G: usize, const S: usize>(
         if n_tokens == 1 {
             let mut g = 0;
             while g + DECODE_GROUPS <= n_groups {
-                tile::<P, G, S, DECODE_GROUPS, 1>(
+                tile::<K, G, S, DECODE_GROUPS, 1>(
                     n,
                     wp.add(g * gw),
                     gw,
@@ -80,7 +88,7 @@ unsafe fn run<const P: usize, const G: usize, const S: usize>(
                 g += DECODE_GROUPS;
             }
             while g < n_groups {
-                tile::<P, G, S, 1, 1>(n, wp.add(g * gw), gw, ap, a_row, op.add(g * og), og);
+                tile::<K, G, S, 1, 1>(n, wp.add(g * gw), gw, ap, a_row, op.add(g * og), og);
                 g += 1;
             }
             return;
@@ -92,14 +100,14 @@ unsafe fn run<const P: usize, const G: usize, const S: usize>(
                 let nt = TILE.min(n_tokens - t);
                 let (a, o) = (ap.add(t * a_row), og_.add(t * ROWS));
                 match nt {
-                    8 => tile::<P, G, S, 1, 8>(n, wg, gw, a, a_row, o, og),
-                    7 => tile::<P, G, S, 1, 7>(n, wg, gw, a, a_row, o, og),
-                    6 => tile::<P, G, S, 1, 6>(n, wg, gw, a, a_row, o, og),
-                    5 => tile::<P, G, S, 1, 5>(n, wg, gw, a, a_row, o, og),
-                    4 => tile::<P, G, S, 1, 4>(n, wg, gw, a, a_row, o, og),
-                    3 => tile::<P, G, S, 1, 3>(n, wg, gw, a, a_row, o, og),
-                    2 => tile::<P, G, S, 1, 2>(n, wg, gw, a, a_row, o, og),
-                    _ => tile::<P, G, S, 1, 1>(n, wg, gw, a, a_row, o, og),
+                    8 => tile::<K, G, S, 1, 8>(n, wg, gw, a, a_row, o, og),
+                    7 => tile::<K, G, S, 1, 7>(n, wg, gw, a, a_row, o, og),
+                    6 => tile::<K, G, S, 1, 6>(n, wg, gw, a, a_row, o, og),
+                    5 => tile::<K, G, S, 1, 5>(n, wg, gw, a, a_row, o, og),
+                    4 => tile::<K, G, S, 1, 4>(n, wg, gw, a, a_row, o, og),
+                    3 => tile::<K, G, S, 1, 3>(n, wg, gw, a, a_row, o, og),
+                    2 => tile::<K, G, S, 1, 2>(n, wg, gw, a, a_row, o, og),
+                    _ => tile::<K, G, S, 1, 1>(n, wg, gw, a, a_row, o, og),
                 }
                 t += nt;
             }
@@ -107,19 +115,30 @@ unsafe fn run<const P: usize, const G: usize, const S: usize>(
     }
 }
 
-/// The 64 code bytes of one chunk (16 rows × 4 weights) from its plane words.
+/// The 64 unsigned weight bytes of one chunk (16 rows × 4 weights) from
+/// its `K` words: sign plane (`K` = 1: 0/1), two code planes (2:
+/// `b0 + 2·b1`), `Q5_0` nibbles + fifth bits (5: 0..=31), `Q8_0` bytes (8:
+/// `q + 128`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn expand<const P: usize>(planes: *const u64) -> __m512i {
-    // SAFETY: the caller points at the chunk's `P` words.
-    let m0 = unsafe { planes.read() };
-    let v = _mm512_maskz_mov_epi8(m0, _mm512_set1_epi8(1));
-    if P == 1 {
-        v
-    } else {
-        // SAFETY: as above (second plane).
-        let m1 = unsafe { planes.add(1).read() };
-        _mm512_mask_add_epi8(v, m1, v, _mm512_set1_epi8(2))
+unsafe fn expand<const K: usize>(p: *const u64) -> __m512i {
+    // SAFETY: (all reads) the caller points at the chunk's `K` words.
+    unsafe {
+        match K {
+            1 => _mm512_maskz_mov_epi8(p.read(), _mm512_set1_epi8(1)),
+            2 => {
+                let v = _mm512_maskz_mov_epi8(p.read(), _mm512_set1_epi8(1));
+                _mm512_mask_add_epi8(v, p.add(1).read(), v, _mm512_set1_epi8(2))
+            }
+            5 => {
+                // Low nibbles feed bytes 0..32, high nibbles bytes 32..64.
+                let nib = _mm512_broadcast_i64x4(_mm256_loadu_si256(p as *const __m256i));
+                let shift = _mm512_inserti64x4::<1>(_mm512_setzero_si512(), _mm256_set1_epi16(4));
+                let v = _mm512_and_si512(_mm512_srlv_epi16(nib, shift), _mm512_set1_epi8(0x0F));
+                _mm512_mask_add_epi8(v, p.add(4).read(), v, _mm512_set1_epi8(16))
+            }
+            _ => _mm512_loadu_si512(p as *const __m512i),
+        }
     }
 }
 
@@ -129,7 +148,7 @@ unsafe fn expand<const P: usize>(planes: *const u64) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn tile<const P: usize, const G: usize, const S: usize, const R: usize, const T: usize>(
+unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, const T: usize>(
     n: usize,
     w: *const u64,
     gw: usize,
@@ -138,7 +157,7 @@ unsafe fn tile<const P: usize, const G: usize, const S: usize, const R: usize, c
     o: *mut f32,
     og: usize,
 ) {
-    let bw = 4 + G / 4 * P;
+    let bw = 4 + G / 4 * K;
     let nba = n / S;
     let (d_off, s_off) = (n, n + 4 * nba);
     let mut acc = [[_mm512_setzero_ps(); T]; R];
@@ -150,7 +169,7 @@ unsafe fn tile<const P: usize, const G: usize, const S: usize, const R: usize, c
             let mut ia = [[_mm512_setzero_si512(); T]; R];
             for c in 0..S / 4 {
                 let col = g * G + s * S + 4 * c;
-                let chunk = 4 + (s * S / 4 + c) * P;
+                let chunk = 4 + (s * S / 4 + c) * K;
                 let mut q = [_mm512_setzero_si512(); T];
                 for (t, q) in q.iter_mut().enumerate() {
                     // SAFETY: `col + 4 <= n` lies in token `t`'s quants.
@@ -160,7 +179,7 @@ unsafe fn tile<const P: usize, const G: usize, const S: usize, const R: usize, c
                 }
                 for (r, ia) in ia.iter_mut().enumerate() {
                     // SAFETY: chunk words of block `g` of group `r`.
-                    let wv = unsafe { expand::<P>(w.add(r * gw + g * bw + chunk)) };
+                    let wv = unsafe { expand::<K>(w.add(r * gw + g * bw + chunk)) };
                     for (ia, q) in ia.iter_mut().zip(&q) {
                         *ia = _mm512_dpbusd_epi32(*ia, wv, *q);
                     }
@@ -175,9 +194,16 @@ unsafe fn tile<const P: usize, const G: usize, const S: usize, const R: usize, c
                         (row.add(s_off + 4 * ab) as *const i32).read_unaligned(),
                     )
                 };
+                // The offset of the unsigned weight bytes, times Σ q.
+                let sq = match K {
+                    5 => sq * 16,
+                    8 => sq * 128,
+                    _ => sq,
+                };
                 let (da, sq) = (_mm512_set1_ps(da), _mm512_set1_epi32(sq));
                 for r in 0..R {
-                    let dot = if P == 1 {
+                    // Sign bits: Σ (2·bit − 1)·q = 2·Σ bit·q − Σ q.
+                    let dot = if K == 1 {
                         _mm512_slli_epi32::<1>(ia[r][t])
                     } else {
                         ia[r][t]

@@ -40,6 +40,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod legacy;
+mod ternary;
 
 use crate::simd::{isa, Isa};
 use crate::GgmlType;
@@ -49,11 +51,22 @@ use std::ops::Range;
 /// Rows per interleaved group: the `i32` lanes of a 512-bit vector.
 pub const ROWS: usize = 16;
 
+/// How the weights of a block are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `planes` bit planes per weight: 1 (`Q1_0` sign) or 2 (ternary code).
+    Ternary { planes: usize },
+    /// `Q5_0`: per chunk, the low nibbles (32 bytes) and the fifth bits
+    /// (one word), see [`legacy`].
+    Q5_0,
+    /// `Q8_0`: per chunk, 64 bytes of `q + 128`, see [`legacy`].
+    Q8_0,
+}
+
 /// The packed shape of a format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackFormat {
-    /// Bit planes per weight: 1 (sign) or 2 (2-bit code).
-    pub planes: usize,
+    pub kind: Kind,
     /// Weights per scale (the format's block).
     pub group: usize,
     /// Values per activation scale: 32 (`Q8_0`) or 256 (`Q8_K`).
@@ -64,23 +77,32 @@ impl PackFormat {
     /// The packed shape of `ty`, if it is one of the formats packed here.
     pub fn of(ty: GgmlType) -> Option<Self> {
         use GgmlType::*;
-        let (planes, group, act_block) = match ty {
-            Q1_0 => (1, 128, 32),
-            Q2_0 => (2, 64, 32),
-            Q2_0G128 | PQ2_0 => (2, 128, 32),
-            TQ1_0 | TQ2_0 => (2, 256, 256),
+        let t = |planes| Kind::Ternary { planes };
+        let (kind, group, act_block) = match ty {
+            Q1_0 => (t(1), 128, 32),
+            Q2_0 => (t(2), 64, 32),
+            Q2_0G128 | PQ2_0 => (t(2), 128, 32),
+            TQ1_0 | TQ2_0 => (t(2), 256, 256),
+            Q5_0 => (Kind::Q5_0, 32, 32),
+            Q8_0 => (Kind::Q8_0, 32, 32),
             _ => return None,
         };
         Some(Self {
-            planes,
+            kind,
             group,
             act_block,
         })
     }
 
-    /// `u64` words per block (one weight group of 16 rows).
+    /// `u64` words per block (one weight group of 16 rows): 4 words of
+    /// scales, then the chunks of 4 weights.
     pub fn block_words(self) -> usize {
-        4 + self.group / 4 * self.planes
+        let chunks = self.group / 4;
+        4 + match self.kind {
+            Kind::Ternary { planes } => chunks * planes,
+            Kind::Q5_0 => chunks * 5,
+            Kind::Q8_0 => chunks * 8,
+        }
     }
 
     /// Bytes of one planar activation row of `n` values.
@@ -99,29 +121,20 @@ pub struct PackedMatrix {
     data: Vec<u64>,
 }
 
-/// Whether this CPU has the packed kernels (chosen with the other kernels:
-/// [`isa`], so `SHOHIN_ISA` caps them too).
-pub fn available() -> bool {
-    isa() >= Isa::Avx512
+/// Whether `ty` has packed kernels at `level`.
+pub fn has_kernels(ty: GgmlType, level: Isa) -> bool {
+    let Some(f) = PackFormat::of(ty) else {
+        return false;
+    };
+    match f.kind {
+        Kind::Ternary { .. } | Kind::Q5_0 | Kind::Q8_0 => level >= Isa::Avx512,
+    }
 }
 
-/// Bits 0, 2, 4, 6 (`LO`) and 1, 3, 5, 7 (`HI`) of a byte of four 2-bit
-/// codes, gathered into a nibble: the two planes of 4 weights.
-const PLANE_LO: [u8; 256] = planes_table(0);
-const PLANE_HI: [u8; 256] = planes_table(1);
-
-const fn planes_table(bit: usize) -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut x = 0;
-    while x < 256 {
-        let mut k = 0;
-        while k < 4 {
-            t[x] |= (((x >> (2 * k + bit)) & 1) as u8) << k;
-            k += 1;
-        }
-        x += 1;
-    }
-    t
+/// Whether this CPU has packed kernels for `ty` (at [`isa`], so
+/// `SHOHIN_ISA` caps them like the other kernels).
+pub fn available(ty: GgmlType) -> bool {
+    has_kernels(ty, isa())
 }
 
 impl PackedMatrix {
@@ -131,7 +144,7 @@ impl PackedMatrix {
     /// then.
     pub fn pack(ty: GgmlType, rows: usize, cols: usize, src: &[u8]) -> Option<Self> {
         let format = PackFormat::of(ty)?;
-        if !available() || cols == 0 || !cols.is_multiple_of(format.group) {
+        if !available(ty) || cols == 0 || !cols.is_multiple_of(format.group) {
             return None;
         }
         let row_bytes = crate::row_bytes(ty, cols).ok()?;
@@ -148,7 +161,10 @@ impl PackedMatrix {
             cols,
             data: Vec::new(),
         };
-        let pack_one = |(g, dst): (usize, &mut [u64])| m.pack_group(src, row_bytes, g, dst);
+        let pack_one = |(g, dst): (usize, &mut [u64])| match format.kind {
+            Kind::Ternary { .. } => m.pack_ternary_group(src, row_bytes, g, dst),
+            Kind::Q5_0 | Kind::Q8_0 => m.pack_legacy_group(src, row_bytes, g, dst),
+        };
         data.par_chunks_mut(gw).enumerate().for_each(pack_one);
         Some(Self { data, ..m })
     }
@@ -178,73 +194,6 @@ impl PackedMatrix {
         }
     }
 
-    fn pack_group(&self, src: &[u8], row_bytes: usize, g: usize, dst: &mut [u64]) {
-        let f = self.format;
-        let bw = f.block_words();
-        let blk_bytes = self.ty.type_size();
-        for r in 0..ROWS {
-            let row = g * ROWS + r;
-            if row >= self.rows {
-                break;
-            }
-            let src_row = &src[row * row_bytes..(row + 1) * row_bytes];
-            for (b, blk) in src_row.chunks_exact(blk_bytes).enumerate() {
-                let out = &mut dst[b * bw..(b + 1) * bw];
-                let (d_bits, codes) = self.split_block(blk);
-                out[r / 4] |= u64::from(d_bits) << (16 * (r % 4));
-                let words = &mut out[4..];
-                match codes {
-                    Codes::Bits(qs) => {
-                        for (c, w) in words.iter_mut().enumerate() {
-                            let nib = (qs[c / 2] >> (4 * (c % 2))) & 0xF;
-                            *w |= u64::from(nib) << (4 * r);
-                        }
-                    }
-                    Codes::Pairs(qs) => {
-                        for (c, &x) in qs.iter().enumerate() {
-                            words[2 * c] |= u64::from(PLANE_LO[x as usize]) << (4 * r);
-                            words[2 * c + 1] |= u64::from(PLANE_HI[x as usize]) << (4 * r);
-                        }
-                    }
-                    Codes::Each(codes) => {
-                        for (c, four) in codes.chunks_exact(4).enumerate() {
-                            let (mut lo, mut hi) = (0u64, 0u64);
-                            for (k, &code) in four.iter().enumerate() {
-                                lo |= u64::from(code & 1) << k;
-                                hi |= u64::from(code >> 1) << k;
-                            }
-                            words[2 * c] |= lo << (4 * r);
-                            words[2 * c + 1] |= hi << (4 * r);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The f16 scale bits of one source block and its codes.
-    fn split_block<'b>(&self, blk: &'b [u8]) -> (u16, Codes<'b>) {
-        use GgmlType::*;
-        match self.ty {
-            // q1_0.rs: f16 d, then 16 bytes of sign bits, LSB first.
-            Q1_0 => (u16::from_le_bytes([blk[0], blk[1]]), Codes::Bits(&blk[2..])),
-            // q2_0.rs: f16 d, then four 2-bit codes per byte, lowest first.
-            Q2_0 | Q2_0G128 | PQ2_0 => (
-                u16::from_le_bytes([blk[0], blk[1]]),
-                Codes::Pairs(&blk[2..]),
-            ),
-            TQ2_0 => (
-                u16::from_le_bytes([blk[64], blk[65]]),
-                Codes::Each(crate::tq2_0::codes(blk)),
-            ),
-            TQ1_0 => (
-                u16::from_le_bytes([blk[52], blk[53]]),
-                Codes::Each(crate::tq1_0::codes(blk)),
-            ),
-            _ => unreachable!("PackFormat::of admits only the formats above"),
-        }
-    }
-
     /// Products of the row groups `groups` with `n_tokens` planar
     /// activation rows (`a_row` bytes apart, see [`PackFormat::act_row_bytes`]).
     /// `band` is `[group][token][16]`: row `16g + i`, token `t` lands at
@@ -257,33 +206,47 @@ impl PackedMatrix {
         groups: Range<usize>,
         band: &mut [f32],
     ) {
+        self.matmul_groups_at(isa(), acts, a_row, n_tokens, groups, band);
+    }
+
+    /// [`Self::matmul_groups`] with the kernels of `level` (tests run every
+    /// level the CPU has). Panics if `level` has no kernel for this format
+    /// ([`has_kernels`]) or the CPU lacks `level`.
+    pub fn matmul_groups_at(
+        &self,
+        level: Isa,
+        acts: &[u8],
+        a_row: usize,
+        n_tokens: usize,
+        groups: Range<usize>,
+        band: &mut [f32],
+    ) {
         assert!(groups.end <= self.n_groups());
         assert!(a_row >= self.format.act_row_bytes(self.cols));
         assert!(acts.len() >= n_tokens * a_row);
         assert_eq!(band.len(), groups.len() * n_tokens * ROWS);
+        assert!(
+            has_kernels(self.ty, level) && level <= crate::simd::detected(),
+            "no packed {} kernel at {level:?} on this CPU",
+            self.ty
+        );
         let gw = self.group_words();
         let w = &self.data[groups.start * gw..groups.end * gw];
         #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: AVX-512 F/BW/VNNI confirmed by `available()`; the
-            // asserts above bound every read of `w`, `acts` and write of `band`.
-            unsafe { avx512::matmul(self, w, acts, a_row, n_tokens, band) };
-            return;
+        {
+            // SAFETY: the CPU has `level` (asserted above), which includes
+            // each kernel's features; the asserts above bound every read of
+            // `w`, `acts` and write of `band`.
+            unsafe {
+                match level {
+                    Isa::Avx512 => avx512::matmul(self, w, acts, a_row, n_tokens, band),
+                    _ => unreachable!("has_kernels admits no other level"),
+                }
+            }
         }
-        unreachable!("a PackedMatrix exists only where its kernels run");
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("has_kernels admits no level without x86 kernels");
     }
-}
-
-// A short-lived value on the stack: boxing the array would cost an
-// allocation per block while packing.
-#[allow(clippy::large_enum_variant)]
-enum Codes<'b> {
-    /// `Q1_0` sign bits (`P` = 1), 8 weights per byte.
-    Bits(&'b [u8]),
-    /// 2-bit codes, 4 consecutive weights per byte.
-    Pairs(&'b [u8]),
-    /// One code per weight (formats whose bytes are not in weight order).
-    Each([u8; 256]),
 }
 
 /// Rearranges `Q8_K` rows (`block_q8_K`: f32 `d`, 256 int8, 16 i16 sums)
