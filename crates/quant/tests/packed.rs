@@ -74,7 +74,7 @@ fn activations(
 ) -> (Vec<u8>, Vec<u8>) {
     let vt = m.ty.vec_dot_type();
     let n = m.cols;
-    let (ra, pa) = (row_bytes(vt, n).unwrap(), m.format.act_row_bytes(n));
+    let (ra, pa) = (row_bytes(vt, n).unwrap(), m.act_row_bytes());
     let mut reference = vec![0u8; n_tokens * ra];
     let mut planar = vec![0u8; n_tokens * pa];
     for t in 0..n_tokens {
@@ -144,7 +144,7 @@ fn check(
     let m = PackedMatrix::pack(ty, rows, cols, &w).expect("packable");
     assert_eq!(m.n_groups(), rows.div_ceil(ROWS));
     let (reference, planar) = activations(&mut rng, &m, n_tokens, extreme);
-    let pa = m.format.act_row_bytes(cols);
+    let pa = m.act_row_bytes();
     let mut band = vec![f32::NAN; groups.len() * n_tokens * ROWS];
     m.matmul_groups(&planar, pa, n_tokens, groups.clone(), &mut band);
     let wr = row_bytes(ty, cols).unwrap();

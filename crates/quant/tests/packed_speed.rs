@@ -2,8 +2,8 @@
 //! packed_speed -- --ignored --nocapture`): one thread, a Bonsai-8B-shaped
 //! matrix, GB/s of weights streamed per decode step and GOP/s of prefill.
 
-use shohin_quant::packed::{available, q8_k_to_planar, PackedMatrix, ROWS};
-use shohin_quant::{kernels, row_bytes, GgmlType};
+use shohin_quant::packed::{available, PackedMatrix, ROWS};
+use shohin_quant::{row_bytes, GgmlType};
 use std::time::Instant;
 
 fn time(ty: GgmlType, rows: usize, cols: usize, n_tokens: usize) {
@@ -11,20 +11,13 @@ fn time(ty: GgmlType, rows: usize, cols: usize, n_tokens: usize) {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let m = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
-    let pa = m.format.act_row_bytes(cols);
-    let vt = m.act_type();
+    let pa = m.act_row_bytes();
     let x: Vec<f32> = (0..cols)
         .map(|j| ((j * 7919) % 201) as f32 / 100.0 - 1.0)
         .collect();
     let mut a = vec![0u8; n_tokens * pa];
     for t in 0..n_tokens {
-        let mut k = vec![0u8; row_bytes(vt, cols).unwrap()];
-        (kernels(vt).quantize)(&x, &mut k);
-        if vt == GgmlType::Q8K {
-            q8_k_to_planar(&k, &mut a[t * pa..(t + 1) * pa]);
-        } else {
-            a[t * pa..(t + 1) * pa].copy_from_slice(&k);
-        }
+        m.quantize_act(&x, &mut a[t * pa..(t + 1) * pa]);
     }
     let mut band = vec![0f32; m.n_groups() * n_tokens * ROWS];
     let reps = (2_000_000_000 / (rows * cols * n_tokens)).max(3);

@@ -7,8 +7,8 @@ use super::Backend;
 use crate::error::{EngineError, Result};
 use crate::weights::{MatRef, Matrix};
 use rayon::prelude::*;
-use shohin_quant::packed::{q8_k_to_planar, PackedMatrix, ROWS};
-use shohin_quant::{kernels, row_bytes, GgmlType};
+use shohin_quant::packed::{PackedMatrix, ROWS};
+use shohin_quant::{kernels, row_bytes};
 use std::sync::Mutex;
 
 /// Tokens per `vec_dot_multi` call: enough to amortize decoding a weight
@@ -36,8 +36,6 @@ pub struct CpuBackend {
 #[derive(Debug, Default)]
 struct Scratch {
     xq: Vec<u8>,
-    /// `Q8_K` rows before their planar rearrangement (packed `TQ*`).
-    xk: Vec<u8>,
     tmp: Vec<f32>,
 }
 
@@ -76,27 +74,13 @@ impl CpuBackend {
     /// into `out` afterwards.
     fn matmul_packed(&self, p: &PackedMatrix, x: &[f32], n_tokens: usize, out: &mut [f32]) {
         let (cols, rows) = (p.cols, p.rows);
-        let pa = p.format.act_row_bytes(cols);
+        let pa = p.act_row_bytes();
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let Scratch { xq, xk, tmp } = &mut *guard;
+        let Scratch { xq, tmp } = &mut *guard;
         xq.resize(n_tokens * pa, 0);
-        let vt = p.act_type();
-        let quantize = kernels(vt).quantize;
-        if vt == GgmlType::Q8_0R {
-            xq.par_chunks_mut(pa)
-                .zip(x.par_chunks(cols))
-                .for_each(|(q, xr)| quantize(xr, q));
-        } else {
-            let kr = row_bytes(vt, cols).expect("activation row is whole blocks");
-            xk.resize(n_tokens * kr, 0);
-            xk.par_chunks_mut(kr)
-                .zip(xq.par_chunks_mut(pa))
-                .zip(x.par_chunks(cols))
-                .for_each(|((k, q), xr)| {
-                    quantize(xr, k);
-                    q8_k_to_planar(k, q);
-                });
-        }
+        xq.par_chunks_mut(pa)
+            .zip(x.par_chunks(cols))
+            .for_each(|(q, xr)| p.quantize_act(xr, q));
         let xq = &xq[..];
         let n_groups = p.n_groups();
         let tasks = self.pool.current_num_threads() * TASKS_PER_THREAD;
@@ -161,7 +145,7 @@ impl Backend for CpuBackend {
         let per_task = self.rows_per_task(w.rows);
 
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let Scratch { xq, tmp, .. } = &mut *guard;
+        let Scratch { xq, tmp } = &mut *guard;
         xq.resize(n_tokens * a_row, 0);
         xq.par_chunks_mut(a_row)
             .zip(x.par_chunks(w.cols))

@@ -184,8 +184,8 @@ impl PackedMatrix {
         self.data.len() * 8
     }
 
-    /// The activation format to quantize to before [`Self::matmul_groups`]
-    /// (`Q8_0R` as is; `Q8_K` then [`q8_k_to_planar`]).
+    /// The activation format the kernels' planar rows hold the numbers of
+    /// (`Q8_0R` itself, or `Q8_K` rearranged by [`q8_k_to_planar`]).
     pub fn act_type(&self) -> GgmlType {
         if self.format.act_block == 32 {
             GgmlType::Q8_0R
@@ -194,8 +194,36 @@ impl PackedMatrix {
         }
     }
 
+    /// Bytes of one activation row as [`Self::quantize_act`] writes it.
+    pub fn act_row_bytes(&self) -> usize {
+        self.format.act_row_bytes(self.cols)
+    }
+
+    /// Quantize one activation row `x` (`cols` values) into `out`
+    /// ([`Self::act_row_bytes`]) for [`Self::matmul_groups`], with the
+    /// kernels of [`crate::kernels`]: the numbers of ggml's `vec_dot_type`.
+    pub fn quantize_act(&self, x: &[f32], out: &mut [u8]) {
+        assert_eq!(x.len(), self.cols);
+        assert_eq!(out.len(), self.act_row_bytes());
+        let vt = self.act_type();
+        let quantize = crate::kernels(vt).quantize;
+        if vt == GgmlType::Q8_0R {
+            quantize(x, out);
+            return;
+        }
+        thread_local! {
+            static Q8K: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        Q8K.with_borrow_mut(|k| {
+            let len = crate::row_bytes(vt, self.cols).expect("whole blocks (checked at pack)");
+            k.resize(len, 0);
+            quantize(x, k);
+            q8_k_to_planar(k, out);
+        });
+    }
+
     /// Products of the row groups `groups` with `n_tokens` planar
-    /// activation rows (`a_row` bytes apart, see [`PackFormat::act_row_bytes`]).
+    /// activation rows (`a_row` bytes apart, see [`Self::quantize_act`]).
     /// `band` is `[group][token][16]`: row `16g + i`, token `t` lands at
     /// `((g - groups.start) · n_tokens + t) · 16 + i` (padding rows too).
     pub fn matmul_groups(
@@ -222,7 +250,7 @@ impl PackedMatrix {
         band: &mut [f32],
     ) {
         assert!(groups.end <= self.n_groups());
-        assert!(a_row >= self.format.act_row_bytes(self.cols));
+        assert!(a_row >= self.act_row_bytes());
         assert!(acts.len() >= n_tokens * a_row);
         assert_eq!(band.len(), groups.len() * n_tokens * ROWS);
         assert!(
