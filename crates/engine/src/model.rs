@@ -13,6 +13,7 @@ use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use shohin_gguf::GgufFile;
 use shohin_quant::simd::attn;
+use std::sync::Mutex;
 
 /// Tokens per forward chunk during prompt processing (llama.cpp's n_ubatch).
 pub const N_BATCH: usize = 512;
@@ -23,6 +24,45 @@ pub struct Model {
     pub config: ModelConfig,
     pub weights: Weights,
     pub backend: Box<dyn Backend>,
+    /// Activation buffers reused by every forward pass.
+    work: Mutex<Workspace>,
+}
+
+/// The activation buffers of a forward pass, kept between calls so that a
+/// decode step allocates nothing once they have reached their size.
+#[derive(Debug, Default)]
+struct Workspace {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    rope: Vec<(f32, f32)>,
+}
+
+/// Per-thread buffers of one attention task (a token and head), reused so
+/// that attention allocates nothing per task.
+#[derive(Default)]
+struct AttnScratch {
+    qh: Vec<f32>,
+    kj: Vec<f32>,
+    probs: Vec<f32>,
+    acc: Vec<f32>,
+    l: Vec<f32>,
+}
+
+thread_local! {
+    static ATTN_SCRATCH: std::cell::RefCell<AttnScratch> = std::cell::RefCell::default();
+}
+
+/// `buf` as `len` values (contents unspecified: every user overwrites them).
+fn fit(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    &mut buf[..len]
 }
 
 impl Model {
@@ -38,6 +78,7 @@ impl Model {
             config,
             weights,
             backend,
+            work: Mutex::new(Workspace::default()),
         })
     }
 
@@ -67,27 +108,29 @@ impl Model {
             });
         }
         assert_eq!(logits.len(), n_vocab);
-        let mut last_hidden = vec![0.0f32; self.config.n_embd];
+        let mut guard = self.work.lock().unwrap_or_else(|e| e.into_inner());
+        let ws = &mut *guard;
         for chunk in tokens.chunks(N_BATCH) {
-            let mut run = || self.forward_chunk(cache, chunk, &mut last_hidden);
+            let mut run = || self.forward_chunk(cache, chunk, ws);
             self.backend.install(&mut run);
         }
         let w = &self.weights;
-        let mut normed = vec![0.0f32; self.config.n_embd];
+        let d = self.config.n_embd;
+        let normed = fit(&mut ws.h, d);
         ops::rms_norm(
-            &last_hidden,
+            &ws.x[ws.x.len() - d..],
             &w.output_norm,
             self.config.rms_eps,
-            &mut normed,
+            normed,
         );
         let out = w.output.view(&self.file);
-        self.backend.matmul(out, &normed, 1, logits);
+        self.backend.matmul(out, normed, 1, logits);
         Ok(())
     }
 
-    /// One batch of `n` tokens through every layer; leaves the final hidden
-    /// state of the last token in `last_hidden` (`d`).
-    fn forward_chunk(&self, cache: &mut KvCache, tokens: &[u32], last_hidden: &mut [f32]) {
+    /// One batch of `n` tokens through every layer; leaves the residual
+    /// stream (`[n][d]`, the last token's hidden state last) in `ws.x`.
+    fn forward_chunk(&self, cache: &mut KvCache, tokens: &[u32], ws: &mut Workspace) {
         let c = &self.config;
         let w = &self.weights;
         let f = &self.file;
@@ -96,8 +139,20 @@ impl Model {
         let (hd, hd_v) = (c.head_dim, c.head_dim_v);
         let pos0 = cache.len();
 
+        let Workspace {
+            x,
+            h,
+            q,
+            k,
+            v,
+            att,
+            proj,
+            gate,
+            up,
+            rope,
+        } = ws;
         // x: [n][d] residual stream, from the embedding rows.
-        let mut x = vec![0.0f32; n * d];
+        let mut x = fit(x, n * d);
         let emb = w.token_embd.view(f);
         let emb_row = emb.data.len() / emb.rows;
         for (t, &id) in tokens.iter().enumerate() {
@@ -110,15 +165,15 @@ impl Model {
             .expect("embedding row is whole blocks");
         }
 
-        let mut h = vec![0.0f32; n * d]; // [n][d] normed input of a sub-block
-        let mut q = vec![0.0f32; n * c.q_dim()]; // [n][n_head*hd]
-        let mut k = vec![0.0f32; n * c.k_dim()]; // [n][n_head_kv*hd]
-        let mut v = vec![0.0f32; n * c.v_dim()]; // [n][n_head_kv*hd_v]
-        let mut att = vec![0.0f32; n * c.n_head * hd_v]; // [n][n_head*hd_v]
-        let mut proj = vec![0.0f32; n * d]; // [n][d] output of wo / w_down
-        let mut gate = vec![0.0f32; n * c.n_ff]; // [n][n_ff]
-        let mut up = vec![0.0f32; n * c.n_ff]; // [n][n_ff]
-        let mut rope = vec![(0.0f32, 0.0f32); n * hd / 2]; // [n][hd/2] (cos, sin)
+        let h = fit(h, n * d); // [n][d] normed input of a sub-block
+        let mut q = fit(q, n * c.q_dim()); // [n][n_head*hd]
+        let mut k = fit(k, n * c.k_dim()); // [n][n_head_kv*hd]
+        let mut v = fit(v, n * c.v_dim()); // [n][n_head_kv*hd_v]
+        let mut att = fit(att, n * c.n_head * hd_v); // [n][n_head*hd_v]
+        let mut proj = fit(proj, n * d); // [n][d] output of wo / w_down
+        let mut gate = fit(gate, n * c.n_ff); // [n][n_ff]
+        let mut up = fit(up, n * c.n_ff); // [n][n_ff]
+        rope.resize(n * hd / 2, (0.0, 0.0)); // [n][hd/2] (cos, sin)
         for (t, r) in rope.chunks_mut(hd / 2).enumerate() {
             ops::rope_cache(pos0 + t, hd, c.rope_base, r);
         }
@@ -178,7 +233,6 @@ impl Model {
             ops::add_inplace(&mut x, &proj);
         }
         cache.set_len(pos0 + n);
-        last_hidden.copy_from_slice(&x[(n - 1) * d..]);
     }
 
     /// Causal attention of `n` queries (positions `pos0..pos0+n`) over the
@@ -213,37 +267,48 @@ impl Model {
         let kqv_order = ops::DotOrder::for_batch(n, 256);
         let lanes = kqv_order.lanes();
         att.par_chunks_mut(hd_v).enumerate().for_each(|(i, out)| {
-            let (t, head) = (i / c.n_head, i % c.n_head);
-            let kvh = head / group;
-            let qh: Vec<f32> = q[t * c.q_dim() + head * hd..][..hd]
-                .iter()
-                .map(|&x| f16::from_f32(x).to_f32())
-                .collect();
-            let n_kv = pos0 + t + 1;
-            let mut kj = vec![0f32; hd];
-            let mut probs: Vec<f32> = (0..n_kv)
-                .map(|j| {
-                    keys[j * kd + kvh * hd..][..hd].convert_to_f32_slice(&mut kj);
-                    kq_order.dot(&qh, &kj) * scale
-                })
-                .collect();
-            ops::softmax_ggml(&mut probs);
-            // acc[l][d]: lane l of the dot for output dim d.
-            let mut acc = vec![0f32; lanes * hd_v];
-            for (j, &p) in probs.iter().enumerate() {
-                let p = f16::from_f32(p).to_f32();
-                let row = &mut acc[(j % lanes) * hd_v..][..hd_v];
-                // p·v is exact in f32 (f16 × f16), so the FMA of axpy_f16
-                // rounds like ggml's.
-                attn::axpy_f16(row, p, &values[j * vd + kvh * hd_v..][..hd_v]);
-            }
-            let mut l = vec![0f32; lanes];
-            for (d, o) in out.iter_mut().enumerate() {
-                for (k, l) in l.iter_mut().enumerate() {
-                    *l = acc[k * hd_v + d];
+            ATTN_SCRATCH.with_borrow_mut(|s| {
+                let (t, head) = (i / c.n_head, i % c.n_head);
+                let kvh = head / group;
+                let n_kv = pos0 + t + 1;
+                let AttnScratch {
+                    qh,
+                    kj,
+                    probs,
+                    acc,
+                    l,
+                } = s;
+                qh.clear();
+                qh.extend(
+                    q[t * c.q_dim() + head * hd..][..hd]
+                        .iter()
+                        .map(|&x| f16::from_f32(x).to_f32()),
+                );
+                kj.resize(hd, 0.0);
+                probs.clear();
+                probs.extend((0..n_kv).map(|j| {
+                    keys[j * kd + kvh * hd..][..hd].convert_to_f32_slice(kj);
+                    kq_order.dot(qh, kj) * scale
+                }));
+                ops::softmax_ggml(probs);
+                // acc[l][d]: lane l of the dot for output dim d.
+                acc.clear();
+                acc.resize(lanes * hd_v, 0.0);
+                for (j, &p) in probs.iter().enumerate() {
+                    let p = f16::from_f32(p).to_f32();
+                    let row = &mut acc[(j % lanes) * hd_v..][..hd_v];
+                    // p·v is exact in f32 (f16 × f16), so the FMA of axpy_f16
+                    // rounds like ggml's.
+                    attn::axpy_f16(row, p, &values[j * vd + kvh * hd_v..][..hd_v]);
                 }
-                *o = kqv_order.finish(&l);
-            }
+                l.resize(lanes, 0.0);
+                for (d, o) in out.iter_mut().enumerate() {
+                    for (k, l) in l.iter_mut().enumerate() {
+                        *l = acc[k * hd_v + d];
+                    }
+                    *o = kqv_order.finish(l);
+                }
+            })
         });
     }
 }
