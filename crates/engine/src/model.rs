@@ -152,7 +152,7 @@ impl Model {
             rope,
         } = ws;
         // x: [n][d] residual stream, from the embedding rows.
-        let mut x = fit(x, n * d);
+        let x = fit(x, n * d);
         let emb = w.token_embd.view(f);
         let emb_row = emb.data.len() / emb.rows;
         for (t, &id) in tokens.iter().enumerate() {
@@ -166,13 +166,13 @@ impl Model {
         }
 
         let h = fit(h, n * d); // [n][d] normed input of a sub-block
-        let mut q = fit(q, n * c.q_dim()); // [n][n_head*hd]
-        let mut k = fit(k, n * c.k_dim()); // [n][n_head_kv*hd]
-        let mut v = fit(v, n * c.v_dim()); // [n][n_head_kv*hd_v]
-        let mut att = fit(att, n * c.n_head * hd_v); // [n][n_head*hd_v]
-        let mut proj = fit(proj, n * d); // [n][d] output of wo / w_down
-        let mut gate = fit(gate, n * c.n_ff); // [n][n_ff]
-        let mut up = fit(up, n * c.n_ff); // [n][n_ff]
+        let q = fit(q, n * c.q_dim()); // [n][n_head*hd]
+        let k = fit(k, n * c.k_dim()); // [n][n_head_kv*hd]
+        let v = fit(v, n * c.v_dim()); // [n][n_head_kv*hd_v]
+        let att = fit(att, n * c.n_head * hd_v); // [n][n_head*hd_v]
+        let proj = fit(proj, n * d); // [n][d] output of wo / w_down
+        let gate = fit(gate, n * c.n_ff); // [n][n_ff]
+        let up = fit(up, n * c.n_ff); // [n][n_ff]
         rope.resize(n * hd / 2, (0.0, 0.0)); // [n][hd/2] (cos, sin)
         for (t, r) in rope.chunks_mut(hd / 2).enumerate() {
             ops::rope_cache(pos0 + t, hd, c.rope_base, r);
@@ -184,24 +184,24 @@ impl Model {
                 let xs = &x[t * d..(t + 1) * d];
                 ops::rms_norm(xs, &l.attn_norm, c.rms_eps, &mut h[t * d..(t + 1) * d]);
             }
-            be.matmul(l.wq.view(f), &h, n, &mut q);
-            be.matmul(l.wk.view(f), &h, n, &mut k);
-            be.matmul(l.wv.view(f), &h, n, &mut v);
-            for (buf, bias) in [(&mut q, &l.bq), (&mut k, &l.bk), (&mut v, &l.bv)] {
+            be.matmul(l.wq.view(f), h, n, q);
+            be.matmul(l.wk.view(f), h, n, k);
+            be.matmul(l.wv.view(f), h, n, v);
+            for (buf, bias) in [(&mut *q, &l.bq), (&mut *k, &l.bk), (&mut *v, &l.bv)] {
                 if let Some(b) = bias {
                     for row in buf.chunks_mut(b.len()) {
                         ops::add_inplace(row, b);
                     }
                 }
             }
-            for (buf, norm) in [(&mut q, &l.q_norm), (&mut k, &l.k_norm)] {
+            for (buf, norm) in [(&mut *q, &l.q_norm), (&mut *k, &l.k_norm)] {
                 if let Some(nw) = norm {
                     for head in buf.chunks_mut(hd) {
                         ops::rms_norm_inplace(head, nw, c.rms_eps);
                     }
                 }
             }
-            for (buf, width) in [(&mut q, c.q_dim()), (&mut k, c.k_dim())] {
+            for (buf, width) in [(&mut *q, c.q_dim()), (&mut *k, c.k_dim())] {
                 for (t, row) in buf.chunks_mut(width).enumerate() {
                     let r = &rope[t * hd / 2..(t + 1) * hd / 2];
                     for head in row.chunks_mut(hd) {
@@ -217,20 +217,20 @@ impl Model {
                     &v[t * c.v_dim()..(t + 1) * c.v_dim()],
                 );
             }
-            self.attention(cache, il, pos0, n, &q, &mut att);
-            be.matmul(l.wo.view(f), &att, n, &mut proj);
-            ops::add_inplace(&mut x, &proj);
+            self.attention(cache, il, pos0, n, q, att);
+            be.matmul(l.wo.view(f), att, n, proj);
+            ops::add_inplace(x, proj);
 
             // --- feed-forward (SwiGLU) ---
             for t in 0..n {
                 let xs = &x[t * d..(t + 1) * d];
                 ops::rms_norm(xs, &l.ffn_norm, c.rms_eps, &mut h[t * d..(t + 1) * d]);
             }
-            be.matmul(l.w_gate.view(f), &h, n, &mut gate);
-            be.matmul(l.w_up.view(f), &h, n, &mut up);
-            ops::swiglu(&mut gate, &up);
-            be.matmul(l.w_down.view(f), &gate, n, &mut proj);
-            ops::add_inplace(&mut x, &proj);
+            be.matmul(l.w_gate.view(f), h, n, gate);
+            be.matmul(l.w_up.view(f), h, n, up);
+            ops::swiglu(gate, up);
+            be.matmul(l.w_down.view(f), gate, n, proj);
+            ops::add_inplace(x, proj);
         }
         cache.set_len(pos0 + n);
     }

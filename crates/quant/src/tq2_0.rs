@@ -42,16 +42,6 @@ fn weight(qs: &[u8], i: usize) -> i32 {
     i32::from((qs[32 * h + m] >> (2 * l)) & 3) - 1
 }
 
-/// The codes (0..=3) of a block's 256 weights, in weight order (for
-/// [`crate::packed`]).
-pub(crate) fn codes(blk: &[u8]) -> [u8; QK] {
-    let mut c = [0u8; QK];
-    for (i, c) in c.iter_mut().enumerate() {
-        *c = (weight(blk, i) + 1) as u8;
-    }
-    c
-}
-
 /// Dequantize whole blocks (ggml-quants.c `dequantize_row_tq2_0`).
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
     debug_assert_eq!(src.len() / BLOCK_BYTES * QK, dst.len());

@@ -1,6 +1,9 @@
 //! The packed (row-interleaved) kernels of the 1-bit, ternary, `Q5_0` and
 //! `Q8_0` formats against the scalar reference
-//! `vec_dot` of each format, row by row and token by token, on random data.
+//! `vec_dot` of each format, row by row and token by token, on random data,
+//! at every kernel level this CPU has (AVX2, AVX-512); and
+//! [`PackedMatrix::quantize_act`] against an independent construction of
+//! the planar activation rows.
 //!
 //! Tolerance: the packed kernels form the same exact integer block sums and
 //! the same per-block products as the references but sum in another order
@@ -12,12 +15,15 @@
 //! Data: fully random weight bytes (code 3 for the 2-bit formats, bytes
 //! above 242 for `TQ1_0`) with random finite f16 scales of both signs;
 //! activations quantized from random floats and, in one case, with
-//! extreme values; row counts that leave a partial group of 16; token
-//! counts that exercise the decode path (1), whole prefill tiles (8, 16)
-//! and tails (3, 13); a sub-range of row groups.
+//! extreme values, also against the largest codes everywhere (the largest
+//! integer sums, which a narrow partial sum would overflow on); row
+//! counts that leave a partial group of 16; token counts that exercise the
+//! decode path (1, with both decode step widths), whole prefill tiles (8,
+//! 16) and every tile tail (1..=7 tokens); a sub-range of row groups.
 
 use half::f16;
-use shohin_quant::packed::{available, q8_k_to_planar, PackFormat, PackedMatrix, ROWS};
+use shohin_quant::packed::{available, has_kernels, PackFormat, PackedMatrix, ROWS};
+use shohin_quant::simd::{detected, isa, Isa};
 use shohin_quant::{dequantize_row, row_bytes, scalar_kernels, GgmlType};
 
 struct Rng(u64);
@@ -53,9 +59,30 @@ fn d_at(ty: GgmlType) -> usize {
     }
 }
 
-fn weights(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+/// What a check feeds the kernels.
+#[derive(Clone, Copy, PartialEq)]
+enum Data {
+    /// Random weight bytes, activations from random floats.
+    Random,
+    /// Random weight bytes, activations at ±amax in runs of 256 values
+    /// (every activation block quantizes to all 127 or all −127).
+    Extreme,
+    /// `Extreme` activations against the largest codes everywhere (bytes
+    /// 0xFF; `Q8_0`: −128): the largest integer block sums, which bound
+    /// the kernels' narrow partial sums.
+    Saturating,
+}
+
+fn weights(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize, data: Data) -> Vec<u8> {
+    let most = if ty == GgmlType::Q8_0 { 0x80 } else { 0xFF };
     let mut w: Vec<u8> = (0..rows * row_bytes(ty, cols).unwrap())
-        .map(|_| rng.next() as u8)
+        .map(|_| {
+            if data == Data::Saturating {
+                most
+            } else {
+                rng.next() as u8
+            }
+        })
         .collect();
     for blk in w.chunks_exact_mut(ty.type_size()) {
         let d = f16::from_f32(rng.f() * 0.05).to_bits().to_le_bytes();
@@ -64,14 +91,40 @@ fn weights(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     w
 }
 
+/// The planar activation row of `x` for `act` (`Q8_0R` or `Q8K`, see
+/// [`PackedMatrix::act_type`]), built here from the scalar `Q8_0` / `Q8_K`
+/// quantizers' blocks independently of the library's own rearranging:
+/// the quants in order, then the `f32` scales, then the `i32` quant sums
+/// (summed here from the quants, not taken from `Q8_K`'s `bsums`).
+fn planar_reference(act: GgmlType, x: &[f32]) -> Vec<u8> {
+    let (src_ty, qk, d_len, q_at) = match act {
+        // block_q8_0: f16 d, 32 quants.
+        GgmlType::Q8_0R => (GgmlType::Q8_0, 32, 2, 2),
+        // block_q8_K: f32 d, 256 quants, 16 i16 sums.
+        GgmlType::Q8K => (GgmlType::Q8K, 256, 4, 4),
+        other => panic!("no planar layout for {other}"),
+    };
+    let mut blocks = vec![0u8; row_bytes(src_ty, x.len()).unwrap()];
+    (scalar_kernels(src_ty).quantize)(x, &mut blocks);
+    let (mut q, mut d, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    for b in blocks.chunks_exact(src_ty.type_size()) {
+        let scale = if d_len == 2 {
+            f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
+        } else {
+            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        };
+        let quants = &b[q_at..q_at + qk];
+        let sum: i32 = quants.iter().map(|&v| i32::from(v as i8)).sum();
+        q.extend_from_slice(quants);
+        d.extend_from_slice(&scale.to_le_bytes());
+        s.extend_from_slice(&sum.to_le_bytes());
+    }
+    [q, d, s].concat()
+}
+
 /// Activations in the reference's format (`vec_dot_type`) and in the
-/// packed kernels' planar layout.
-fn activations(
-    rng: &mut Rng,
-    m: &PackedMatrix,
-    n_tokens: usize,
-    extreme: bool,
-) -> (Vec<u8>, Vec<u8>) {
+/// packed kernels' planar layout ([`planar_reference`]).
+fn activations(rng: &mut Rng, m: &PackedMatrix, n_tokens: usize, data: Data) -> (Vec<u8>, Vec<u8>) {
     let vt = m.ty.vec_dot_type();
     let n = m.cols;
     let (ra, pa) = (row_bytes(vt, n).unwrap(), m.act_row_bytes());
@@ -80,9 +133,9 @@ fn activations(
     for t in 0..n_tokens {
         let x: Vec<f32> = (0..n)
             .map(|j| {
-                if extreme {
+                if data != Data::Random {
                     // Whole blocks at ±amax quantize to -127/127.
-                    if (j / 32) % 2 == 0 {
+                    if (j / 256) % 2 == 0 {
                         3.0
                     } else {
                         -3.0
@@ -94,14 +147,7 @@ fn activations(
             .collect();
         let r = &mut reference[t * ra..(t + 1) * ra];
         (scalar_kernels(vt).quantize)(&x, r);
-        let p = &mut planar[t * pa..(t + 1) * pa];
-        match (vt, m.act_type()) {
-            (GgmlType::Q8K, GgmlType::Q8K) => q8_k_to_planar(r, p),
-            (GgmlType::Q8_0R, GgmlType::Q8_0R) => p.copy_from_slice(r),
-            // Q8_0R holds Q8_0's numbers in planes.
-            (GgmlType::Q8_0, GgmlType::Q8_0R) => (scalar_kernels(GgmlType::Q8_0R).quantize)(&x, p),
-            other => panic!("unexpected activation formats {other:?}"),
-        }
+        planar[t * pa..(t + 1) * pa].copy_from_slice(&planar_reference(m.act_type(), &x));
     }
     (reference, planar)
 }
@@ -130,23 +176,34 @@ fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
         .sum()
 }
 
+/// The kernel levels to compare at: AVX2 and AVX-512 where this CPU has
+/// them and `has_kernels` admits `ty`.
+fn levels(ty: GgmlType) -> Vec<Isa> {
+    [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|&l| l <= detected() && has_kernels(ty, l))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check(
+    level: Isa,
     ty: GgmlType,
     rows: usize,
     cols: usize,
     n_tokens: usize,
     groups: std::ops::Range<usize>,
-    extreme: bool,
+    data: Data,
     seed: u64,
 ) {
     let mut rng = Rng(seed);
-    let w = weights(&mut rng, ty, rows, cols);
+    let w = weights(&mut rng, ty, rows, cols, data);
     let m = PackedMatrix::pack(ty, rows, cols, &w).expect("packable");
     assert_eq!(m.n_groups(), rows.div_ceil(ROWS));
-    let (reference, planar) = activations(&mut rng, &m, n_tokens, extreme);
+    let (reference, planar) = activations(&mut rng, &m, n_tokens, data);
     let pa = m.act_row_bytes();
     let mut band = vec![f32::NAN; groups.len() * n_tokens * ROWS];
-    m.matmul_groups(&planar, pa, n_tokens, groups.clone(), &mut band);
+    m.matmul_groups_at(level, &planar, pa, n_tokens, groups.clone(), &mut band);
     let wr = row_bytes(ty, cols).unwrap();
     let ra = row_bytes(ty.vec_dot_type(), cols).unwrap();
     let dot = scalar_kernels(ty).vec_dot;
@@ -156,7 +213,7 @@ fn check(
                 let got = band[(gi * n_tokens + t) * ROWS + i];
                 let r = g * ROWS + i;
                 if r >= rows {
-                    assert_eq!(got, 0.0, "{ty} padding row {r} token {t}");
+                    assert_eq!(got, 0.0, "{ty} {level:?} padding row {r} token {t}");
                     continue;
                 }
                 let (wrow, arow) = (&w[r * wr..(r + 1) * wr], &reference[t * ra..(t + 1) * ra]);
@@ -164,57 +221,89 @@ fn check(
                 let mag = magnitude(ty, wrow, arow, cols);
                 assert!(
                     (f64::from(got) - f64::from(want)).abs() <= 1e-5 * mag + 1e-30,
-                    "{ty} {rows}x{cols} row {r} token {t}/{n_tokens}: packed {got}, scalar {want} (M {mag})"
+                    "{ty} {level:?} {rows}x{cols} row {r} token {t}/{n_tokens}: packed {got}, scalar {want} (M {mag})"
                 );
             }
         }
     }
 }
 
-fn skip() -> bool {
-    if !FORMATS.iter().all(|&ty| available(ty)) {
-        eprintln!("no packed kernels on this CPU (AVX-512 VNNI): nothing to compare");
-        return true;
+/// Every (format, level) pair to test, with the format's index; empty (and
+/// said so) on a CPU without packed kernels, or when `SHOHIN_ISA` caps the
+/// level below them (then nothing packs).
+fn cases() -> Vec<(usize, GgmlType, Isa)> {
+    let all: Vec<_> = FORMATS
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, ty)| available(ty))
+        .flat_map(|(i, ty)| levels(ty).into_iter().map(move |l| (i, ty, l)))
+        .collect();
+    if all.is_empty() {
+        eprintln!("no packed kernels here (AVX2, or SHOHIN_ISA): nothing to compare");
     }
-    false
+    all
+}
+
+#[test]
+fn every_level_of_this_cpu_is_tested() {
+    // AVX2 (with FMA and F16C) is the floor of every packed format, so the
+    // checks below run at each level this CPU has and cannot skip one.
+    for ty in FORMATS {
+        let want: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|&l| l <= detected())
+            .collect();
+        assert_eq!(levels(ty), want, "{ty}");
+        assert!(!has_kernels(ty, Isa::Scalar), "{ty}");
+        // Packing (and so every check) happens at the level in use.
+        assert_eq!(available(ty), isa() >= Isa::Avx2, "{ty}");
+    }
 }
 
 #[test]
 fn decode_matches_scalar() {
-    if skip() {
-        return;
-    }
-    for (i, ty) in FORMATS.into_iter().enumerate() {
+    for (i, ty, level) in cases() {
         let g = PackFormat::of(ty).unwrap().group;
-        // 6 groups: one 4-group decode step and two single ones; 2 padded rows.
+        // 6 groups: two 2-group decode steps and whole tiles; 2 padded rows.
         check(
+            level,
             ty,
             6 * ROWS - 2,
             4 * g.max(256),
             1,
             0..6,
-            false,
+            Data::Random,
             11 + i as u64,
         );
-        check(ty, 5, g, 1, 0..1, false, 21 + i as u64);
+        // 5 groups: the single-group decode tail after two 2-group steps.
+        check(
+            level,
+            ty,
+            5 * ROWS,
+            2 * g,
+            1,
+            0..5,
+            Data::Random,
+            31 + i as u64,
+        );
+        check(level, ty, 5, g, 1, 0..1, Data::Random, 21 + i as u64);
     }
 }
 
 #[test]
 fn prefill_matches_scalar() {
-    if skip() {
-        return;
-    }
-    for (i, ty) in FORMATS.into_iter().enumerate() {
+    for (i, ty, level) in cases() {
         let g = PackFormat::of(ty).unwrap().group;
-        for (k, nt) in [2usize, 3, 8, 13, 16].into_iter().enumerate() {
+        // Every tail of the 8-token tiles (1..=7 after whole tiles, or alone).
+        for (k, nt) in [2usize, 3, 7, 8, 9, 12, 13, 14, 16].into_iter().enumerate() {
             check(
+                level,
                 ty,
                 3 * ROWS + 7,
                 2 * g.max(256),
                 nt,
                 0..4,
-                false,
+                Data::Random,
                 100 * i as u64 + k as u64 + 1,
             );
         }
@@ -223,20 +312,82 @@ fn prefill_matches_scalar() {
 
 #[test]
 fn extremes_and_group_ranges() {
-    if skip() {
-        return;
-    }
-    for (i, ty) in FORMATS.into_iter().enumerate() {
+    for (i, ty, level) in cases() {
         let g = PackFormat::of(ty).unwrap().group;
-        check(ty, 9 * ROWS, 1024.max(g), 1, 3..9, true, 500 + i as u64);
-        check(ty, 9 * ROWS, 1024.max(g), 5, 2..5, true, 600 + i as u64);
+        let n = 1024.max(g);
+        check(
+            level,
+            ty,
+            9 * ROWS,
+            n,
+            1,
+            3..9,
+            Data::Extreme,
+            500 + i as u64,
+        );
+        check(
+            level,
+            ty,
+            9 * ROWS,
+            n,
+            5,
+            2..5,
+            Data::Extreme,
+            600 + i as u64,
+        );
+        check(
+            level,
+            ty,
+            2 * ROWS,
+            n,
+            1,
+            0..2,
+            Data::Saturating,
+            700 + i as u64,
+        );
+        check(
+            level,
+            ty,
+            2 * ROWS,
+            n,
+            9,
+            0..2,
+            Data::Saturating,
+            800 + i as u64,
+        );
+    }
+}
+
+#[test]
+fn quantize_act_writes_the_planar_layout() {
+    let mut rng = Rng(77);
+    for ty in FORMATS {
+        let g = PackFormat::of(ty).unwrap().group;
+        for cols in [g.max(256), 3 * g.max(256)] {
+            let w = weights(&mut rng, ty, ROWS, cols, Data::Random);
+            let Some(m) = PackedMatrix::pack(ty, ROWS, cols, &w) else {
+                eprintln!("{ty}: no packed kernels on this CPU");
+                continue;
+            };
+            for scale in [4.0f32, 1e-3, 0.0] {
+                let x: Vec<f32> = (0..cols).map(|_| rng.f() * scale).collect();
+                let mut out = vec![0xA5u8; m.act_row_bytes()];
+                m.quantize_act(&x, &mut out);
+                let want = planar_reference(m.act_type(), &x);
+                assert_eq!(out.len(), want.len(), "{ty} {cols}");
+                assert!(
+                    out == want,
+                    "{ty} {cols} scale {scale}: planar bytes differ"
+                );
+            }
+        }
     }
 }
 
 #[test]
 fn unsupported_formats_are_not_packed() {
-    let w = vec![0u8; row_bytes(GgmlType::Q4K, 256).unwrap() * 2];
-    assert!(PackedMatrix::pack(GgmlType::Q4K, 2, 256, &w).is_none());
+    let w = vec![0u8; row_bytes(GgmlType::F32, 256).unwrap() * 2];
+    assert!(PackedMatrix::pack(GgmlType::F32, 2, 256, &w).is_none());
     // Wrong byte count: refused, not a panic.
     let w = vec![0u8; 17];
     assert!(PackedMatrix::pack(GgmlType::Q1_0, 1, 128, &w).is_none());

@@ -37,6 +37,7 @@ pub(super) unsafe fn matmul(
             Kind::Ternary { planes } => planes,
             Kind::Q5_0 => 5,
             Kind::Q8_0 => 8,
+            Kind::Q4K | Kind::Q6K => unreachable!("run by kquant_avx512"),
         };
         match (k, f.group, f.act_block) {
             (1, 128, 32) => run::<1, 128, 32>(m, w, acts, a_row, n_tokens, band),
@@ -157,16 +158,23 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
     o: *mut f32,
     og: usize,
 ) {
+    // The sign kind relies on the hoisted correction below (`G > S`).
+    const { assert!(K != 1 || G > S) };
     let bw = 4 + G / 4 * K;
     let nba = n / S;
     let (d_off, s_off) = (n, n + 4 * nba);
     let mut acc = [[_mm512_setzero_ps(); T]; R];
     for g in 0..n / G {
         let mut fs = [[_mm512_setzero_ps(); T]; R];
+        let mut corr = [0f32; T];
         // Activation blocks inside this weight group (G is a multiple of S).
         for s in 0..G / S {
             let ab = g * (G / S) + s;
+            // Two accumulators (even / odd chunks) when few tokens share a
+            // chunk: one chain of `vpdpbusd` per lane would wait on its
+            // latency (decode is latency-bound with a single chain).
             let mut ia = [[_mm512_setzero_si512(); T]; R];
+            let mut ib = [[_mm512_setzero_si512(); T]; R];
             for c in 0..S / 4 {
                 let col = g * G + s * S + 4 * c;
                 let chunk = 4 + (s * S / 4 + c) * K;
@@ -177,11 +185,23 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
                         (a.add(t * a_row + col) as *const i32).read_unaligned()
                     });
                 }
-                for (r, ia) in ia.iter_mut().enumerate() {
+                let acc_c = if T < 4 && c % 2 == 1 {
+                    &mut ib
+                } else {
+                    &mut ia
+                };
+                for (r, ia) in acc_c.iter_mut().enumerate() {
                     // SAFETY: chunk words of block `g` of group `r`.
                     let wv = unsafe { expand::<K>(w.add(r * gw + g * bw + chunk)) };
                     for (ia, q) in ia.iter_mut().zip(&q) {
                         *ia = _mm512_dpbusd_epi32(*ia, wv, *q);
+                    }
+                }
+            }
+            if T < 4 {
+                for r in 0..R {
+                    for t in 0..T {
+                        ia[r][t] = _mm512_add_epi32(ia[r][t], ib[r][t]);
                     }
                 }
             }
@@ -200,16 +220,24 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
                     8 => sq * 128,
                     _ => sq,
                 };
-                let (da, sq) = (_mm512_set1_ps(da), _mm512_set1_epi32(sq));
-                for r in 0..R {
+                if G > S {
+                    // Several activation blocks per weight scale: the
+                    // `−Σ q` term is the same in every lane and row, so it
+                    // is summed as a scalar and added once per weight
+                    // group, leaving a convert and an FMA per block here.
+                    corr[t] -= sq as f32 * da;
                     // Sign bits: Σ (2·bit − 1)·q = 2·Σ bit·q − Σ q.
-                    let dot = if K == 1 {
-                        _mm512_slli_epi32::<1>(ia[r][t])
-                    } else {
-                        ia[r][t]
-                    };
-                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot, sq));
-                    fs[r][t] = _mm512_fmadd_ps(v, da, fs[r][t]);
+                    let da = _mm512_set1_ps(if K == 1 { 2.0 * da } else { da });
+                    for r in 0..R {
+                        let v = _mm512_cvtepi32_ps(ia[r][t]);
+                        fs[r][t] = _mm512_fmadd_ps(v, da, fs[r][t]);
+                    }
+                } else {
+                    let (da, sq) = (_mm512_set1_ps(da), _mm512_set1_epi32(sq));
+                    for r in 0..R {
+                        let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(ia[r][t], sq));
+                        fs[r][t] = _mm512_fmadd_ps(v, da, fs[r][t]);
+                    }
                 }
             }
         }
@@ -219,7 +247,12 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
                 _mm256_loadu_si256(w.add(r * gw + g * bw) as *const __m256i)
             });
             for t in 0..T {
-                acc[r][t] = _mm512_fmadd_ps(fs[r][t], dw, acc[r][t]);
+                let f = if G > S {
+                    _mm512_add_ps(fs[r][t], _mm512_set1_ps(corr[t]))
+                } else {
+                    fs[r][t]
+                };
+                acc[r][t] = _mm512_fmadd_ps(f, dw, acc[r][t]);
             }
         }
     }

@@ -62,6 +62,7 @@ impl PackedMatrix {
                                 out[w + 4] |= u64::from(q >> 4) << o;
                             }
                             Kind::Ternary { .. } => unreachable!("packed by ternary.rs"),
+                            Kind::Q4K | Kind::Q6K => unreachable!("packed by kquant.rs"),
                         }
                     }
                 }

@@ -1,6 +1,8 @@
-//! Row-interleaved bit-plane repacking of the 1-bit and ternary formats
-//! (`Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0`, `TQ1_0`, `TQ2_0`), done once
-//! at load, and the matrix products that run on it.
+//! Row-interleaved repacking, done once at load, of the 1-bit and ternary
+//! formats (`Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0`, `TQ1_0`, `TQ2_0`:
+//! bit planes, below) and of `Q5_0`, `Q8_0` ([`legacy`]), `Q4_K`, `Q6_K`
+//! ([`kquant`]), and the matrix products that run on it (AVX-512 VNNI
+//! [`avx512`] / [`kquant_avx512`], AVX2 [`avx2`] for all but the K-quants).
 //!
 //! Why: a row-major 1-bit row costs a horizontal reduction per 32 weights
 //! (one `Q8_0` activation block), which makes llama.cpp's and shohin's
@@ -39,9 +41,17 @@
 //! weight group and scaled by the weight's `d`, as ggml does.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+mod kquant;
+#[cfg(target_arch = "x86_64")]
+mod kquant_avx512;
 mod legacy;
 mod ternary;
+mod words;
+
+use words::Words;
 
 use crate::simd::{isa, Isa};
 use crate::GgmlType;
@@ -61,6 +71,11 @@ pub enum Kind {
     Q5_0,
     /// `Q8_0`: per chunk, 64 bytes of `q + 128`, see [`legacy`].
     Q8_0,
+    /// `Q4_K`: nibble codes, unpacked sub-block scales and mins, see
+    /// `kquant.rs`.
+    Q4K,
+    /// `Q6_K`: 6-bit codes, `i8` sub-block scales, see `kquant.rs`.
+    Q6K,
 }
 
 /// The packed shape of a format.
@@ -85,6 +100,8 @@ impl PackFormat {
             TQ1_0 | TQ2_0 => (t(2), 256, 256),
             Q5_0 => (Kind::Q5_0, 32, 32),
             Q8_0 => (Kind::Q8_0, 32, 32),
+            Q4K => (Kind::Q4K, 256, 256),
+            Q6K => (Kind::Q6K, 256, 256),
             _ => return None,
         };
         Some(Self {
@@ -102,12 +119,17 @@ impl PackFormat {
             Kind::Ternary { planes } => chunks * planes,
             Kind::Q5_0 => chunks * 5,
             Kind::Q8_0 => chunks * 8,
+            Kind::Q4K => return kquant::Q4K_WORDS,
+            Kind::Q6K => return kquant::Q6K_WORDS,
         }
     }
 
     /// Bytes of one planar activation row of `n` values.
     pub fn act_row_bytes(self, n: usize) -> usize {
-        n + 8 * (n / self.act_block)
+        match self.kind {
+            Kind::Q4K | Kind::Q6K => kquant::act_row_bytes(self.kind, n),
+            _ => n + 8 * (n / self.act_block),
+        }
     }
 }
 
@@ -118,7 +140,7 @@ pub struct PackedMatrix {
     pub format: PackFormat,
     pub rows: usize,
     pub cols: usize,
-    data: Vec<u64>,
+    data: Words,
 }
 
 /// Whether `ty` has packed kernels at `level`.
@@ -127,7 +149,8 @@ pub fn has_kernels(ty: GgmlType, level: Isa) -> bool {
         return false;
     };
     match f.kind {
-        Kind::Ternary { .. } | Kind::Q5_0 | Kind::Q8_0 => level >= Isa::Avx512,
+        Kind::Ternary { .. } | Kind::Q5_0 | Kind::Q8_0 => level >= Isa::Avx2,
+        Kind::Q4K | Kind::Q6K => level >= Isa::Avx512,
     }
 }
 
@@ -153,19 +176,23 @@ impl PackedMatrix {
         }
         let n_groups = rows.div_ceil(ROWS);
         let gw = cols / format.group * format.block_words();
-        let mut data = vec![0u64; n_groups.checked_mul(gw)?];
+        let mut data = Words::zeroed(n_groups.checked_mul(gw)?)?;
         let m = Self {
             ty,
             format,
             rows,
             cols,
-            data: Vec::new(),
+            data: Words::zeroed(0)?,
         };
         let pack_one = |(g, dst): (usize, &mut [u64])| match format.kind {
             Kind::Ternary { .. } => m.pack_ternary_group(src, row_bytes, g, dst),
             Kind::Q5_0 | Kind::Q8_0 => m.pack_legacy_group(src, row_bytes, g, dst),
+            Kind::Q4K | Kind::Q6K => m.pack_kquant_group(src, row_bytes, g, dst),
         };
-        data.par_chunks_mut(gw).enumerate().for_each(pack_one);
+        data.as_mut_slice()
+            .par_chunks_mut(gw)
+            .enumerate()
+            .for_each(pack_one);
         Some(Self { data, ..m })
     }
 
@@ -218,7 +245,10 @@ impl PackedMatrix {
             let len = crate::row_bytes(vt, self.cols).expect("whole blocks (checked at pack)");
             k.resize(len, 0);
             quantize(x, k);
-            q8_k_to_planar(k, out);
+            match self.format.kind {
+                Kind::Q4K | Kind::Q6K => kquant::q8_k_to_planar(self.format.kind, k, out),
+                _ => q8_k_to_planar(k, out),
+            }
         });
     }
 
@@ -259,7 +289,7 @@ impl PackedMatrix {
             self.ty
         );
         let gw = self.group_words();
-        let w = &self.data[groups.start * gw..groups.end * gw];
+        let w = &self.data.as_slice()[groups.start * gw..groups.end * gw];
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: the CPU has `level` (asserted above), which includes
@@ -267,6 +297,10 @@ impl PackedMatrix {
             // `w`, `acts` and write of `band`.
             unsafe {
                 match level {
+                    Isa::Avx512 if matches!(self.format.kind, Kind::Q4K | Kind::Q6K) => {
+                        kquant_avx512::matmul(self, w, acts, a_row, n_tokens, band)
+                    }
+                    Isa::Avx2 => avx2::matmul(self, w, acts, a_row, n_tokens, band),
                     Isa::Avx512 => avx512::matmul(self, w, acts, a_row, n_tokens, band),
                     _ => unreachable!("has_kernels admits no other level"),
                 }

@@ -1,26 +1,69 @@
 //! Packing of the 1-bit and ternary formats into the bit-plane layout of
 //! [`super`] (`P` = 1 sign plane for `Q1_0`, 2 code planes otherwise).
+//!
+//! Every source block is first read as a run of bytes in weight order
+//! ([`block_bytes`]): `Q1_0`'s sign bits as they are (8 weights per byte),
+//! and for the ternary formats one byte per 4 weights holding their 2-bit
+//! codes, lowest first (`Q2_0`'s own `qs`; `TQ2_0` / `TQ1_0` rearranged).
+//! The bytes of the 16 rows of a group are then transposed 8 rows at a
+//! time into `u64`s whose nibbles are gathered with shifts and masks, so a
+//! plane word is built in a few register operations (an 8B model packs in
+//! about a second).
 
 use super::{PackedMatrix, ROWS};
 use crate::GgmlType;
 
-/// Bits 0, 2, 4, 6 (`LO`) and 1, 3, 5, 7 (`HI`) of a byte of four 2-bit
-/// codes, gathered into a nibble: the two planes of 4 weights.
-const PLANE_LO: [u8; 256] = planes_table(0);
-const PLANE_HI: [u8; 256] = planes_table(1);
+/// Gathers the low nibble of each byte of `x` into bits `4i..4i + 4`
+/// (byte `i`), the high nibbles being zero.
+fn gather_nibbles(x: u64) -> u64 {
+    let x = (x | (x >> 4)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
+    (x | (x >> 16)) & 0xFFFF_FFFF
+}
 
-const fn planes_table(bit: usize) -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut x = 0;
-    while x < 256 {
-        let mut k = 0;
-        while k < 4 {
-            t[x] |= (((x >> (2 * k + bit)) & 1) as u8) << k;
-            k += 1;
+/// Bits 0, 2, 4, 6 of each byte of `x` into the low nibble of that byte.
+fn even_bits(x: u64) -> u64 {
+    let x = x & 0x5555_5555_5555_5555;
+    let x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    (x | (x >> 2)) & 0x0F0F_0F0F_0F0F_0F0F
+}
+
+/// The f16 scale bits of a block and its bytes in weight order (see the
+/// module doc) written to `out` (`G / 8` bytes for `Q1_0`, `G / 4` else).
+fn block_bytes(ty: GgmlType, blk: &[u8], out: &mut [u8]) -> u16 {
+    use GgmlType::*;
+    let d = |i: usize| u16::from_le_bytes([blk[i], blk[i + 1]]);
+    match ty {
+        // q1_0.rs / q2_0.rs: f16 d, then the bits or 2-bit codes in order.
+        Q1_0 | Q2_0 | Q2_0G128 | PQ2_0 => {
+            // Fixed lengths, so the copies are inlined (not a libc call
+            // per block).
+            match out.len() {
+                16 => out.copy_from_slice(&blk[2..18]),
+                32 => out.copy_from_slice(&blk[2..34]),
+                n => out.copy_from_slice(&blk[2..2 + n]),
+            }
+            d(0)
         }
-        x += 1;
+        TQ2_0 => {
+            // tq2_0.rs: weight i has code (qs[32·(i/128) + i%32] >> 2·((i%128)/32)) & 3,
+            // so 4 consecutive weights sit at one shift in 4 consecutive bytes.
+            for (c, o) in out.iter_mut().enumerate() {
+                let i = 4 * c;
+                let (base, sh) = (32 * (i / 128) + i % 32, 2 * ((i % 128) / 32));
+                *o = (0..4).fold(0, |b, k| b | (((blk[base + k] >> sh) & 3) << (2 * k)));
+            }
+            d(64)
+        }
+        TQ1_0 => {
+            let codes = crate::tq1_0::codes(blk);
+            for (o, four) in out.iter_mut().zip(codes.chunks_exact(4)) {
+                *o = four.iter().rev().fold(0, |b, &c| (b << 2) | c);
+            }
+            d(52)
+        }
+        _ => unreachable!("PackFormat::of admits only the formats above"),
     }
-    t
 }
 
 impl PackedMatrix {
@@ -34,78 +77,38 @@ impl PackedMatrix {
         let f = self.format;
         let bw = f.block_words();
         let blk_bytes = self.ty.type_size();
-        for r in 0..ROWS {
-            let row = g * ROWS + r;
-            if row >= self.rows {
-                break;
+        let sign = self.ty == GgmlType::Q1_0;
+        // Bytes per block in weight order: 8 or 4 weights each.
+        let nbytes = if sign { f.group / 8 } else { f.group / 4 };
+        let mut bytes = [[0u8; 64]; ROWS];
+        for (b, out) in dst.chunks_exact_mut(bw).enumerate() {
+            for (r, rb) in bytes.iter_mut().enumerate() {
+                let row = g * ROWS + r;
+                if row >= self.rows {
+                    rb.fill(0);
+                    continue;
+                }
+                let off = row * row_bytes + b * blk_bytes;
+                let d = block_bytes(self.ty, &src[off..off + blk_bytes], &mut rb[..nbytes]);
+                out[r / 4] |= u64::from(d) << (16 * (r % 4));
             }
-            let src_row = &src[row * row_bytes..(row + 1) * row_bytes];
-            for (b, blk) in src_row.chunks_exact(blk_bytes).enumerate() {
-                let out = &mut dst[b * bw..(b + 1) * bw];
-                let (d_bits, codes) = self.split_block(blk);
-                out[r / 4] |= u64::from(d_bits) << (16 * (r % 4));
-                let words = &mut out[4..];
-                match codes {
-                    Codes::Bits(qs) => {
-                        for (c, w) in words.iter_mut().enumerate() {
-                            let nib = (qs[c / 2] >> (4 * (c % 2))) & 0xF;
-                            *w |= u64::from(nib) << (4 * r);
-                        }
-                    }
-                    Codes::Pairs(qs) => {
-                        for (c, &x) in qs.iter().enumerate() {
-                            words[2 * c] |= u64::from(PLANE_LO[x as usize]) << (4 * r);
-                            words[2 * c + 1] |= u64::from(PLANE_HI[x as usize]) << (4 * r);
-                        }
-                    }
-                    Codes::Each(codes) => {
-                        for (c, four) in codes.chunks_exact(4).enumerate() {
-                            let (mut lo, mut hi) = (0u64, 0u64);
-                            for (k, &code) in four.iter().enumerate() {
-                                lo |= u64::from(code & 1) << k;
-                                hi |= u64::from(code >> 1) << k;
-                            }
-                            words[2 * c] |= lo << (4 * r);
-                            words[2 * c + 1] |= hi << (4 * r);
-                        }
-                    }
+            let words = &mut out[4..];
+            for c in 0..nbytes {
+                // Byte c of rows 0..8 and 8..16, one row per byte.
+                let lo = u64::from_le_bytes(std::array::from_fn(|r| bytes[r][c]));
+                let hi = u64::from_le_bytes(std::array::from_fn(|r| bytes[8 + r][c]));
+                let plane =
+                    |f: fn(u64) -> u64| gather_nibbles(f(lo)) | (gather_nibbles(f(hi)) << 32);
+                if sign {
+                    // Low nibble: weights 8c..8c+4 (chunk 2c); high: chunk 2c+1.
+                    words[2 * c] = plane(|x| x & 0x0F0F_0F0F_0F0F_0F0F);
+                    words[2 * c + 1] = plane(|x| (x >> 4) & 0x0F0F_0F0F_0F0F_0F0F);
+                } else {
+                    // Chunk c: bit 0 of each code, then bit 1.
+                    words[2 * c] = plane(even_bits);
+                    words[2 * c + 1] = plane(|x| even_bits(x >> 1));
                 }
             }
         }
     }
-
-    /// The f16 scale bits of one source block and its codes.
-    fn split_block<'b>(&self, blk: &'b [u8]) -> (u16, Codes<'b>) {
-        use GgmlType::*;
-        match self.ty {
-            // q1_0.rs: f16 d, then 16 bytes of sign bits, LSB first.
-            Q1_0 => (u16::from_le_bytes([blk[0], blk[1]]), Codes::Bits(&blk[2..])),
-            // q2_0.rs: f16 d, then four 2-bit codes per byte, lowest first.
-            Q2_0 | Q2_0G128 | PQ2_0 => (
-                u16::from_le_bytes([blk[0], blk[1]]),
-                Codes::Pairs(&blk[2..]),
-            ),
-            TQ2_0 => (
-                u16::from_le_bytes([blk[64], blk[65]]),
-                Codes::Each(crate::tq2_0::codes(blk)),
-            ),
-            TQ1_0 => (
-                u16::from_le_bytes([blk[52], blk[53]]),
-                Codes::Each(crate::tq1_0::codes(blk)),
-            ),
-            _ => unreachable!("PackFormat::of admits only the formats above"),
-        }
-    }
-}
-
-// A short-lived value on the stack: boxing the array would cost an
-// allocation per block while packing.
-#[allow(clippy::large_enum_variant)]
-enum Codes<'b> {
-    /// `Q1_0` sign bits (`P` = 1), 8 weights per byte.
-    Bits(&'b [u8]),
-    /// 2-bit codes, 4 consecutive weights per byte.
-    Pairs(&'b [u8]),
-    /// One code per weight (formats whose bytes are not in weight order).
-    Each([u8; 256]),
 }
