@@ -200,21 +200,30 @@ fn bits_to(b: __m256i, v: i8) -> __m256i {
     _mm256_and_si256(_mm256_cmpeq_epi8(b, select()), _mm256_set1_epi8(v))
 }
 
-/// The 32 unsigned weight bytes of half `h` of one chunk (8 rows × 4
-/// weights) from its `K` words at `p`: sign plane (`K` = 1: 0/1), two code
-/// planes (2: `b0 + 2·b1`), `Q5_0` nibbles + fifth bits (5: 0..=31). For
+/// The 32 unsigned weight bytes of half `h` of chunk `c` (8 rows × 4
+/// weights) of the block whose chunk words start at `wb`: sign plane (`K` =
+/// 1: 0/1), 2-bit codes (2: bits `2·(c % 4)` of the bytes of the 8 words of
+/// chunks `4·(c / 4)..`), `Q5_0` nibbles + fifth bits (5: 0..=31). For
 /// `Q8_0` (8) the *signed* quants `q` (the stored `q + 128`, flipped back).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn expand<const K: usize>(p: *const u64, h: usize) -> __m256i {
-    // SAFETY: (all reads) the caller points at the chunk's `K` words.
+unsafe fn expand<const K: usize>(wb: *const u64, c: usize, h: usize) -> __m256i {
+    // SAFETY: (all reads) the caller points at the block's chunk words.
     unsafe {
+        if K == 2 {
+            let v = _mm256_loadu_si256(wb.add(c / 4 * 8 + 4 * h) as *const __m256i);
+            // 16-bit shifts: the bits they move across bytes are masked.
+            let v = match c % 4 {
+                0 => v,
+                1 => _mm256_srli_epi16::<2>(v),
+                2 => _mm256_srli_epi16::<4>(v),
+                _ => _mm256_srli_epi16::<6>(v),
+            };
+            return _mm256_and_si256(v, _mm256_set1_epi8(3));
+        }
+        let p = wb.add(c * K);
         match K {
             1 => _mm256_min_epu8(bits(p, h), _mm256_set1_epi8(1)),
-            2 => {
-                let b0 = _mm256_min_epu8(bits(p, h), _mm256_set1_epi8(1));
-                _mm256_or_si256(b0, bits_to(bits(p.add(1), h), 2))
-            }
             5 => {
                 // Low nibbles feed bytes 0..32 (half 0), high nibbles 32..64.
                 let nib = _mm256_loadu_si256(p as *const __m256i);
@@ -261,7 +270,7 @@ unsafe fn block_dot<const K: usize, const S: usize, const T: usize>(
     unsafe {
         if K == 8 {
             for c in 0..S / 4 {
-                let q = expand::<K>(wb.add(c * K), h);
+                let q = expand::<K>(wb, c, h);
                 let mag = _mm256_abs_epi8(q);
                 for (t, sum) in sum.iter_mut().enumerate() {
                     // |q| · (sign(q)·a) = q·a; |q| ≤ 128 and |a| ≤ 127 keep
@@ -278,7 +287,7 @@ unsafe fn block_dot<const K: usize, const S: usize, const T: usize>(
         for c0 in (0..S / 4).step_by(seg) {
             let mut s16 = [_mm256_setzero_si256(); T];
             for c in c0..c0 + seg {
-                let wv = expand::<K>(wb.add(c * K), h);
+                let wv = expand::<K>(wb, c, h);
                 for (t, s16) in s16.iter_mut().enumerate() {
                     let p = _mm256_maddubs_epi16(wv, act4(a.add(4 * c), t, a_row));
                     *s16 = _mm256_add_epi16(*s16, p);

@@ -116,29 +116,38 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
     }
 }
 
-/// The 64 unsigned weight bytes of one chunk (16 rows × 4 weights) from
-/// its `K` words: sign plane (`K` = 1: 0/1), two code planes (2:
-/// `b0 + 2·b1`), `Q5_0` nibbles + fifth bits (5: 0..=31), `Q8_0` bytes (8:
-/// `q + 128`).
+/// The 64 unsigned weight bytes of chunk `c` (16 rows × 4 weights) of the
+/// block whose chunk words start at `p`: sign plane (`K` = 1: 0/1, one word
+/// per chunk), 2-bit codes (2: 0..=3, two bits `2·(c % 4)` of each byte of
+/// the 8 words of chunks `4·(c / 4)..`), `Q5_0` nibbles + fifth bits (5:
+/// 0..=31), `Q8_0` bytes (8: `q + 128`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn expand<const K: usize>(p: *const u64) -> __m512i {
-    // SAFETY: (all reads) the caller points at the chunk's `K` words.
+unsafe fn expand<const K: usize>(p: *const u64, c: usize) -> __m512i {
+    // SAFETY: (all reads) the caller points at the block's chunk words.
     unsafe {
         match K {
-            1 => _mm512_maskz_mov_epi8(p.read(), _mm512_set1_epi8(1)),
+            1 => _mm512_maskz_mov_epi8(p.add(c).read(), _mm512_set1_epi8(1)),
             2 => {
-                let v = _mm512_maskz_mov_epi8(p.read(), _mm512_set1_epi8(1));
-                _mm512_mask_add_epi8(v, p.add(1).read(), v, _mm512_set1_epi8(2))
+                let v = _mm512_loadu_si512(p.add(c / 4 * 8) as *const __m512i);
+                // 16-bit shifts: the bits they move across bytes are masked.
+                let v = match c % 4 {
+                    0 => v,
+                    1 => _mm512_srli_epi16::<2>(v),
+                    2 => _mm512_srli_epi16::<4>(v),
+                    _ => _mm512_srli_epi16::<6>(v),
+                };
+                _mm512_and_si512(v, _mm512_set1_epi8(3))
             }
             5 => {
+                let p = p.add(c * K);
                 // Low nibbles feed bytes 0..32, high nibbles bytes 32..64.
                 let nib = _mm512_broadcast_i64x4(_mm256_loadu_si256(p as *const __m256i));
                 let shift = _mm512_inserti64x4::<1>(_mm512_setzero_si512(), _mm256_set1_epi16(4));
                 let v = _mm512_and_si512(_mm512_srlv_epi16(nib, shift), _mm512_set1_epi8(0x0F));
                 _mm512_mask_add_epi8(v, p.add(4).read(), v, _mm512_set1_epi8(16))
             }
-            _ => _mm512_loadu_si512(p as *const __m512i),
+            _ => _mm512_loadu_si512(p.add(c * K) as *const __m512i),
         }
     }
 }
@@ -175,26 +184,28 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
             // latency (decode is latency-bound with a single chain).
             let mut ia = [[_mm512_setzero_si512(); T]; R];
             let mut ib = [[_mm512_setzero_si512(); T]; R];
-            for c in 0..S / 4 {
-                let col = g * G + s * S + 4 * c;
-                let chunk = 4 + (s * S / 4 + c) * K;
-                let mut q = [_mm512_setzero_si512(); T];
-                for (t, q) in q.iter_mut().enumerate() {
-                    // SAFETY: `col + 4 <= n` lies in token `t`'s quants.
-                    *q = _mm512_set1_epi32(unsafe {
-                        (a.add(t * a_row + col) as *const i32).read_unaligned()
-                    });
-                }
-                let acc_c = if T < 4 && c % 2 == 1 {
-                    &mut ib
-                } else {
-                    &mut ia
-                };
-                for (r, ia) in acc_c.iter_mut().enumerate() {
-                    // SAFETY: chunk words of block `g` of group `r`.
-                    let wv = unsafe { expand::<K>(w.add(r * gw + g * bw + chunk)) };
-                    for (ia, q) in ia.iter_mut().zip(&q) {
-                        *ia = _mm512_dpbusd_epi32(*ia, wv, *q);
+            // Chunks in fours, so that `c % 2` and `c % 4` are constants.
+            for c4 in (0..S / 4).step_by(4) {
+                for c in c4..c4 + 4 {
+                    let col = g * G + s * S + 4 * c;
+                    let mut q = [_mm512_setzero_si512(); T];
+                    for (t, q) in q.iter_mut().enumerate() {
+                        // SAFETY: `col + 4 <= n` lies in token `t`'s quants.
+                        *q = _mm512_set1_epi32(unsafe {
+                            (a.add(t * a_row + col) as *const i32).read_unaligned()
+                        });
+                    }
+                    let acc_c = if T < 4 && c % 2 == 1 {
+                        &mut ib
+                    } else {
+                        &mut ia
+                    };
+                    for (r, ia) in acc_c.iter_mut().enumerate() {
+                        // SAFETY: chunk `s·S/4 + c` of block `g` of group `r`.
+                        let wv = unsafe { expand::<K>(w.add(r * gw + g * bw + 4), s * S / 4 + c) };
+                        for (ia, q) in ia.iter_mut().zip(&q) {
+                            *ia = _mm512_dpbusd_epi32(*ia, wv, *q);
+                        }
                     }
                 }
             }

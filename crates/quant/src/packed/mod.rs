@@ -21,16 +21,20 @@
 //! | words            | field                                                 |
 //! |------------------|-------------------------------------------------------|
 //! | `0 .. 4`         | the 16 rows' f16 scales `d` (row `r`: bits `16r..`)   |
-//! | `4 ..`           | for chunk `c` of 4 weights (`c < G/4`), `P` planes:   |
-//! |                  | bit `4r + k` of plane `p` = bit `p` of the code of    |
-//! |                  | weight `4c + k` of row `r`                            |
+//! | `4 ..`           | the chunks of 4 weights (`c < G/4`), by kind:         |
+//! |                  | sign (`Q1_0`): one word per chunk, bit `4r + k` = the |
+//! |                  | sign bit of weight `4c + k` of row `r`;               |
+//! |                  | 2-bit codes (ternary): 8 words per 4 chunks, byte     |
+//! |                  | `4r + k` holding weight `4c + k` of row `r` of chunk  |
+//! |                  | `c` at bits `2·(c % 4)`                               |
 //!
-//! `P` = 1 for `Q1_0` (the sign bit, `w = (2·bit − 1)·d`) and 2 for the
-//! ternary formats (code 0..=3, `w = (code − 1)·d`; `TQ1_0` trits are
-//! stored as codes too, so it takes `TQ2_0`'s size). A plane word is
-//! exactly an AVX-512 byte mask whose byte `4r + k` lines up with lane `r`
-//! of `vpdpbusd`. Sizes equal the source's (18·16 bytes per `Q1_0` / `Q2_0`
-//! block group, 34·16 for g128, 66·16 for `TQ2_0`), except `TQ1_0` (+22%).
+//! `Q1_0`: `w = (2·bit − 1)·d`, and a sign word is exactly an AVX-512 byte
+//! mask whose byte `4r + k` lines up with lane `r` of `vpdpbusd`. Ternary
+//! formats: code 0..=3, `w = (code − 1)·d` (`TQ1_0` trits are stored as
+//! codes too, so it takes `TQ2_0`'s size); a chunk's bytes are one shift
+//! and one AND from a 64-byte load. Sizes equal the source's (18·16 bytes
+//! per `Q1_0` / `Q2_0` block group, 34·16 for g128, 66·16 for `TQ2_0`),
+//! except `TQ1_0` (+22%).
 //!
 //! Activations are read in a planar layout per token (`n` int8 quants, then
 //! `n/S` f32 scales, then `n/S` i32 quant sums): exactly [`crate::q8_0r`]
@@ -64,7 +68,8 @@ pub const ROWS: usize = 16;
 /// How the weights of a block are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `planes` bit planes per weight: 1 (`Q1_0` sign) or 2 (ternary code).
+    /// `planes` bits per weight: 1 (`Q1_0` sign) or 2 (ternary code); also
+    /// the words per chunk.
     Ternary { planes: usize },
     /// `Q5_0`: per chunk, the low nibbles (32 bytes) and the fifth bits
     /// (one word), see [`legacy`].

@@ -5,10 +5,11 @@
 //! ([`block_bytes`]): `Q1_0`'s sign bits as they are (8 weights per byte),
 //! and for the ternary formats one byte per 4 weights holding their 2-bit
 //! codes, lowest first (`Q2_0`'s own `qs`; `TQ2_0` / `TQ1_0` rearranged).
-//! The bytes of the 16 rows of a group are then transposed 8 rows at a
-//! time into `u64`s whose nibbles are gathered with shifts and masks, so a
-//! plane word is built in a few register operations (an 8B model packs in
-//! about a second).
+//! For `Q1_0` the bytes of the 16 rows of a group are then transposed 8
+//! rows at a time into `u64`s whose nibbles are gathered with shifts and
+//! masks; for the ternary formats each row's 4 bytes of 4 chunks are
+//! transposed as a 4 × 4 matrix of 2-bit codes. Either way a word costs a
+//! few register operations (an 8B model packs in about a second).
 
 use super::{PackedMatrix, ROWS};
 use crate::GgmlType;
@@ -21,11 +22,18 @@ fn gather_nibbles(x: u64) -> u64 {
     (x | (x >> 16)) & 0xFFFF_FFFF
 }
 
-/// Bits 0, 2, 4, 6 of each byte of `x` into the low nibble of that byte.
-fn even_bits(x: u64) -> u64 {
-    let x = x & 0x5555_5555_5555_5555;
-    let x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
-    (x | (x >> 2)) & 0x0F0F_0F0F_0F0F_0F0F
+/// Swaps the bits of `x` selected by `mask` with those `d` places above.
+fn delta_swap(x: u32, mask: u32, d: u32) -> u32 {
+    let t = ((x >> d) ^ x) & mask;
+    x ^ t ^ (t << d)
+}
+
+/// Transposes a 4 × 4 matrix of 2-bit fields: the field at bits
+/// `8i + 2m` moves to bits `8m + 2i` (byte `i` = a chunk's 4 codes in, byte
+/// `m` = weight `m` of 4 chunks out). Two swaps: within 2 × 2 sub-blocks,
+/// then of the off-diagonal sub-blocks.
+fn transpose_crumbs(x: u32) -> u32 {
+    delta_swap(delta_swap(x, 0x00CC_00CC, 6), 0x0000_F0F0, 12)
 }
 
 /// The f16 scale bits of a block and its bytes in weight order (see the
@@ -93,21 +101,31 @@ impl PackedMatrix {
                 out[r / 4] |= u64::from(d) << (16 * (r % 4));
             }
             let words = &mut out[4..];
+            if !sign {
+                // Chunks 4j..4j+4 share 8 words: byte 4r + m holds weight
+                // 4c + m of row r at bits 2·(c % 4).
+                for j in 0..nbytes / 4 {
+                    for (r, rb) in bytes.iter().enumerate() {
+                        let x = u32::from_le_bytes([
+                            rb[4 * j],
+                            rb[4 * j + 1],
+                            rb[4 * j + 2],
+                            rb[4 * j + 3],
+                        ]);
+                        words[8 * j + r / 2] |= u64::from(transpose_crumbs(x)) << (32 * (r % 2));
+                    }
+                }
+                continue;
+            }
             for c in 0..nbytes {
                 // Byte c of rows 0..8 and 8..16, one row per byte.
                 let lo = u64::from_le_bytes(std::array::from_fn(|r| bytes[r][c]));
                 let hi = u64::from_le_bytes(std::array::from_fn(|r| bytes[8 + r][c]));
                 let plane =
                     |f: fn(u64) -> u64| gather_nibbles(f(lo)) | (gather_nibbles(f(hi)) << 32);
-                if sign {
-                    // Low nibble: weights 8c..8c+4 (chunk 2c); high: chunk 2c+1.
-                    words[2 * c] = plane(|x| x & 0x0F0F_0F0F_0F0F_0F0F);
-                    words[2 * c + 1] = plane(|x| (x >> 4) & 0x0F0F_0F0F_0F0F_0F0F);
-                } else {
-                    // Chunk c: bit 0 of each code, then bit 1.
-                    words[2 * c] = plane(even_bits);
-                    words[2 * c + 1] = plane(|x| even_bits(x >> 1));
-                }
+                // Low nibble: weights 8c..8c+4 (chunk 2c); high: chunk 2c+1.
+                words[2 * c] = plane(|x| x & 0x0F0F_0F0F_0F0F_0F0F);
+                words[2 * c + 1] = plane(|x| (x >> 4) & 0x0F0F_0F0F_0F0F_0F0F);
             }
         }
     }
