@@ -1,8 +1,8 @@
 //! Row-interleaved repacking, done once at load, of the 1-bit and ternary
 //! formats (`Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0`, `TQ1_0`, `TQ2_0`:
-//! bit planes, below) and of `Q5_0`, `Q8_0` ([`legacy`]), `Q4_K`, `Q6_K`
-//! ([`kquant`]), and the matrix products that run on it (AVX-512 VNNI
-//! [`avx512`] / [`kquant_avx512`], AVX2 [`avx2`] for all but the K-quants).
+//! bit planes, below) and of `Q5_0`, `Q8_0` (`legacy.rs`), `Q4_K`, `Q6_K`
+//! (`kquant.rs`), and the matrix products that run on it (AVX-512 VNNI
+//! `avx512.rs` / `kquant_avx512.rs`, AVX2 `avx2.rs` for all but the K-quants).
 //!
 //! Why: a row-major 1-bit row costs a horizontal reduction per 32 weights
 //! (one `Q8_0` activation block), which makes llama.cpp's and shohin's
@@ -72,9 +72,9 @@ pub enum Kind {
     /// the words per chunk.
     Ternary { planes: usize },
     /// `Q5_0`: per chunk, the low nibbles (32 bytes) and the fifth bits
-    /// (one word), see [`legacy`].
+    /// (one word), see `legacy.rs`.
     Q5_0,
-    /// `Q8_0`: per chunk, 64 bytes of `q + 128`, see [`legacy`].
+    /// `Q8_0`: per chunk, 64 bytes of `q + 128`, see `legacy.rs`.
     Q8_0,
     /// `Q4_K`: nibble codes, unpacked sub-block scales and mins, see
     /// `kquant.rs`.
