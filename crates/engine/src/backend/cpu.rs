@@ -84,8 +84,7 @@ impl CpuBackend {
         let xq = &xq[..];
         let n_groups = p.n_groups();
         let tasks = self.pool.current_num_threads() * TASKS_PER_THREAD;
-        // Even group counts keep the decode kernel's 2-group steps whole.
-        let per_task = n_groups.div_ceil(tasks).next_multiple_of(2);
+        let per_task = n_groups.div_ceil(tasks);
         tmp.resize(n_groups * n_tokens * ROWS, 0.0);
         tmp.par_chunks_mut(per_task * n_tokens * ROWS)
             .enumerate()
