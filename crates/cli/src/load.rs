@@ -55,10 +55,24 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
     })
 }
 
-/// Touch every page of the weights once so the first token does not pay
-/// for page faults; shows a progress bar when stderr is a terminal.
+/// Touch every page of the weights the backend reads from the file once, so
+/// the first token does not pay for page faults; shows a progress bar when
+/// stderr is a terminal. Tensors the backend repacked are skipped: their
+/// file pages were released at load, and touching them would put them back
+/// in memory next to the packed copy.
 fn warm(model: &Model) {
-    let tensors = model.file.tensors();
+    let packed: std::collections::HashSet<&str> = model
+        .weights
+        .matrices()
+        .filter(|m| m.packed.is_some())
+        .map(|m| m.name.as_str())
+        .collect();
+    let tensors: Vec<_> = model
+        .file
+        .tensors()
+        .iter()
+        .filter(|t| !packed.contains(t.name.as_str()))
+        .collect();
     let total: u64 = tensors.iter().map(|t| t.n_bytes).sum();
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(total);
