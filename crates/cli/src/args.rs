@@ -39,6 +39,11 @@ pub struct ModelArgs {
     /// Context size in tokens (default: min(model context, 4096)).
     #[arg(short = 'c', long = "ctx-size")]
     pub ctx_size: Option<usize>,
+    /// Keep the file's weight layout: do not repack 1-bit / ternary / Q5_0 /
+    /// Q8_0 / Q4_K / Q6_K matrices for the interleaved kernels (llama.cpp's
+    /// --no-repack; slower, for comparison and bisecting).
+    #[arg(long = "no-repack", visible_alias = "nr")]
+    pub no_repack: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -173,4 +178,9 @@ pub struct BenchArgs {
     /// Print a JSON array with llama-bench's keys, one object per test.
     #[arg(long)]
     pub json: bool,
+    /// Keep the file's weight layout: do not repack 1-bit / ternary / Q5_0 /
+    /// Q8_0 / Q4_K / Q6_K matrices for the interleaved kernels (llama.cpp's
+    /// --no-repack; slower, for comparison and bisecting).
+    #[arg(long = "no-repack", visible_alias = "nr")]
+    pub no_repack: bool,
 }

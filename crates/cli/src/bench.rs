@@ -63,7 +63,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
         _ => anyhow::bail!("give either -m FILE or --synthetic NAME"),
     };
-    let backend = CpuBackend::new(a.threads)?;
+    let backend = CpuBackend::new(a.threads)?.with_repack(!a.no_repack);
     let threads = shohin_engine::backend::Backend::n_threads(&backend);
     let model = Model::load(file, Box::new(backend)).with_context(|| label.clone())?;
     let n_vocab = model.n_vocab() as u32;

@@ -31,7 +31,7 @@ pub struct Loaded {
 }
 
 pub fn load(a: &ModelArgs) -> Result<Loaded> {
-    let backend = CpuBackend::new(a.threads)?;
+    let backend = CpuBackend::new(a.threads)?.with_repack(!a.no_repack);
     let file = open_gguf(&a.model)?;
     let ctx = |e: shohin_engine::EngineError| {
         anyhow::Error::new(e).context(a.model.display().to_string())

@@ -78,11 +78,24 @@ fn logits_top_lists_each_step_sorted() {
 /// prompt ids, same greedy ids and text, top logits within 0.01.
 #[test]
 fn greedy_matches_llama_cpp_golden() {
+    greedy_matches_golden(&[]);
+}
+
+/// The same with the file's row-major layout (no interleaved repacking):
+/// both kernel families must reproduce llama.cpp.
+#[test]
+fn greedy_matches_llama_cpp_golden_without_repacking() {
+    greedy_matches_golden(&["--no-repack"]);
+}
+
+fn greedy_matches_golden(extra: &[&str]) {
     let g = golden("tiny-q1_0_once.json");
     let prompt = g["prompt"].as_str().expect("prompt");
     let want = ids(&g["greedy_ids"]);
     let n = want.len().to_string();
-    let j = run_json(prompt, &["-n", &n, "--temp", "0", "--logits-top", "20"]);
+    let mut args = vec!["-n", &n, "--temp", "0", "--logits-top", "20"];
+    args.extend_from_slice(extra);
+    let j = run_json(prompt, &args);
     assert_eq!(
         ids(&j["prompt_tokens"]),
         ids(&g["prompt_ids"]),

@@ -64,6 +64,13 @@ impl CpuBackend {
         })
     }
 
+    /// Whether to repack matrices at load (on by default; off keeps the
+    /// file's layout, as `SHOHIN_REPACK=0` does).
+    pub fn with_repack(mut self, on: bool) -> Self {
+        self.repack &= on;
+        self
+    }
+
     fn rows_per_task(&self, rows: usize) -> usize {
         let tasks = self.pool.current_num_threads() * TASKS_PER_THREAD;
         rows.div_ceil(tasks).max(4)
