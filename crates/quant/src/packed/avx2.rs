@@ -201,8 +201,9 @@ fn bits_to(b: __m256i, v: i8) -> __m256i {
 }
 
 /// The 32 unsigned weight bytes of half `h` of chunk `c` (8 rows × 4
-/// weights) of the block whose chunk words start at `wb`: sign plane (`K` =
-/// 1: 0/1), 2-bit codes (2: bits `2·(c % 4)` of the bytes of the 8 words of
+/// weights) of the block whose chunk words start at `wb`: signs (`K` = 1:
+/// 0/1, bit `c % 8` of the bytes of the 8 words of chunks `8·(c / 8)..`),
+/// 2-bit codes (2: bits `2·(c % 4)` of the bytes of the 8 words of
 /// chunks `4·(c / 4)..`), `Q5_0` nibbles + fifth bits (5: 0..=31). For
 /// `Q8_0` (8) the *signed* quants `q` (the stored `q + 128`, flipped back).
 #[inline]
@@ -210,6 +211,20 @@ fn bits_to(b: __m256i, v: i8) -> __m256i {
 unsafe fn expand<const K: usize>(wb: *const u64, c: usize, h: usize) -> __m256i {
     // SAFETY: (all reads) the caller points at the block's chunk words.
     unsafe {
+        if K == 1 {
+            let v = _mm256_loadu_si256(wb.add(c / 8 * 8 + 4 * h) as *const __m256i);
+            let v = match c % 8 {
+                0 => v,
+                1 => _mm256_srli_epi16::<1>(v),
+                2 => _mm256_srli_epi16::<2>(v),
+                3 => _mm256_srli_epi16::<3>(v),
+                4 => _mm256_srli_epi16::<4>(v),
+                5 => _mm256_srli_epi16::<5>(v),
+                6 => _mm256_srli_epi16::<6>(v),
+                _ => _mm256_srli_epi16::<7>(v),
+            };
+            return _mm256_and_si256(v, _mm256_set1_epi8(1));
+        }
         if K == 2 {
             let v = _mm256_loadu_si256(wb.add(c / 4 * 8 + 4 * h) as *const __m256i);
             // 16-bit shifts: the bits they move across bytes are masked.
@@ -223,7 +238,6 @@ unsafe fn expand<const K: usize>(wb: *const u64, c: usize, h: usize) -> __m256i 
         }
         let p = wb.add(c * K);
         match K {
-            1 => _mm256_min_epu8(bits(p, h), _mm256_set1_epi8(1)),
             5 => {
                 // Low nibbles feed bytes 0..32 (half 0), high nibbles 32..64.
                 let nib = _mm256_loadu_si256(p as *const __m256i);

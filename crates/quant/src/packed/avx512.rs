@@ -1,12 +1,12 @@
 //! AVX-512 (F/BW/VNNI) kernels of the packed layout ([`super`]).
 //!
-//! Per block of 16 rows × 4 weights: the plane words become a byte mask,
-//! `vmovdqu8` with zero-masking turns it into 64 bytes of codes (0/1, or
-//! `b0 + 2·b1`), and one `vpdpbusd` per token adds `code · q` of 4
-//! activations (broadcast, signed) into the 16 row lanes. `R` row groups
-//! and `T` tokens run at once: decode (`T = 1`) needs several groups for
-//! independent dependency chains, prefill reuses each expanded vector for
-//! `T` tokens.
+//! Per chunk of 16 rows × 4 weights: [`expand`] makes 64 unsigned weight
+//! bytes (sign 0/1, code 0..=3, `Q5_0` 0..=31, `Q8_0` `q + 128`), and one
+//! `vpdpbusd` per token adds `byte · q` of 4 activations (broadcast,
+//! signed) into the 16 row lanes. `R` row groups and `T` tokens run at
+//! once: decode (`T = 1`) splits each lane's sum over two accumulators to
+//! break the dependency chain, prefill reuses each expanded vector for `T`
+//! tokens.
 
 use super::{Kind, PackedMatrix, ROWS};
 use core::arch::x86_64::*;
@@ -119,8 +119,8 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
 }
 
 /// The 64 unsigned weight bytes of chunk `c` (16 rows × 4 weights) of the
-/// block whose chunk words start at `p`: sign plane (`K` = 1: 0/1, one word
-/// per chunk), 2-bit codes (2: 0..=3, two bits `2·(c % 4)` of each byte of
+/// block whose chunk words start at `p`: signs (`K` = 1: 0/1, bit `c % 8`
+/// of each byte of the 8 words of chunks `8·(c / 8)..`), 2-bit codes (2: 0..=3, two bits `2·(c % 4)` of each byte of
 /// the 8 words of chunks `4·(c / 4)..`), `Q5_0` nibbles + fifth bits (5:
 /// 0..=31), `Q8_0` bytes (8: `q + 128`).
 #[inline]
@@ -129,7 +129,22 @@ unsafe fn expand<const K: usize>(p: *const u64, c: usize) -> __m512i {
     // SAFETY: (all reads) the caller points at the block's chunk words.
     unsafe {
         match K {
-            1 => _mm512_maskz_mov_epi8(p.add(c).read(), _mm512_set1_epi8(1)),
+            1 => {
+                // Measured ~20% faster in decode than a byte-mask layout
+                // expanded with `kmov` + a zero-masked move.
+                let v = _mm512_loadu_si512(p.add(c / 8 * 8) as *const __m512i);
+                let v = match c % 8 {
+                    0 => v,
+                    1 => _mm512_srli_epi16::<1>(v),
+                    2 => _mm512_srli_epi16::<2>(v),
+                    3 => _mm512_srli_epi16::<3>(v),
+                    4 => _mm512_srli_epi16::<4>(v),
+                    5 => _mm512_srli_epi16::<5>(v),
+                    6 => _mm512_srli_epi16::<6>(v),
+                    _ => _mm512_srli_epi16::<7>(v),
+                };
+                _mm512_and_si512(v, _mm512_set1_epi8(1))
+            }
             2 => {
                 let v = _mm512_loadu_si512(p.add(c / 4 * 8) as *const __m512i);
                 // 16-bit shifts: the bits they move across bytes are masked.
@@ -186,9 +201,9 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
             // latency (decode is latency-bound with a single chain).
             let mut ia = [[_mm512_setzero_si512(); T]; R];
             let mut ib = [[_mm512_setzero_si512(); T]; R];
-            // Chunks in fours, so that `c % 2` and `c % 4` are constants.
-            for c4 in (0..S / 4).step_by(4) {
-                for c in c4..c4 + 4 {
+            // Chunks in eights, so that `c % 2`, `c % 4`, `c % 8` are constants.
+            for c8 in (0..S / 4).step_by(8) {
+                for c in c8..c8 + 8 {
                     let col = g * G + s * S + 4 * c;
                     let mut q = [_mm512_setzero_si512(); T];
                     for (t, q) in q.iter_mut().enumerate() {

@@ -22,17 +22,18 @@
 //! |------------------|-------------------------------------------------------|
 //! | `0 .. 4`         | the 16 rows' f16 scales `d` (row `r`: bits `16r..`)   |
 //! | `4 ..`           | the chunks of 4 weights (`c < G/4`), by kind:         |
-//! |                  | sign (`Q1_0`): one word per chunk, bit `4r + k` = the |
-//! |                  | sign bit of weight `4c + k` of row `r`;               |
+//! |                  | sign (`Q1_0`): 8 words per 8 chunks, byte `4r + k`    |
+//! |                  | holding weight `4c + k` of row `r` of chunk `c` at    |
+//! |                  | bit `c % 8`;                                          |
 //! |                  | 2-bit codes (ternary): 8 words per 4 chunks, byte     |
 //! |                  | `4r + k` holding weight `4c + k` of row `r` of chunk  |
 //! |                  | `c` at bits `2·(c % 4)`                               |
 //!
-//! `Q1_0`: `w = (2·bit − 1)·d`, and a sign word is exactly an AVX-512 byte
-//! mask whose byte `4r + k` lines up with lane `r` of `vpdpbusd`. Ternary
-//! formats: code 0..=3, `w = (code − 1)·d` (`TQ1_0` trits are stored as
-//! codes too, so it takes `TQ2_0`'s size); a chunk's bytes are one shift
-//! and one AND from a 64-byte load. Sizes equal the source's (18·16 bytes
+//! `Q1_0`: `w = (2·bit − 1)·d`. Ternary formats: code 0..=3,
+//! `w = (code − 1)·d` (`TQ1_0` trits are stored as codes too, so it takes
+//! `TQ2_0`'s size). Either way a chunk's 64 bytes, byte `4r + k` lined up
+//! with lane `r` of `vpdpbusd`, are one shift and one AND from a 64-byte
+//! load shared by 8 or 4 chunks. Sizes equal the source's (18·16 bytes
 //! per `Q1_0` / `Q2_0` block group, 34·16 for g128, 66·16 for `TQ2_0`),
 //! except `TQ1_0` (+22%).
 //!

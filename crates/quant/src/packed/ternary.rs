@@ -1,26 +1,38 @@
 //! Packing of the 1-bit and ternary formats into the bit-plane layout of
-//! [`super`] (`P` = 1 sign plane for `Q1_0`, 2 code planes otherwise).
+//! [`super`] (1 sign bit per weight for `Q1_0`, a 2-bit code otherwise).
 //!
 //! Every source block is first read as a run of bytes in weight order
 //! ([`block_bytes`]): `Q1_0`'s sign bits as they are (8 weights per byte),
 //! and for the ternary formats one byte per 4 weights holding their 2-bit
 //! codes, lowest first (`Q2_0`'s own `qs`; `TQ2_0` / `TQ1_0` rearranged).
-//! For `Q1_0` the bytes of the 16 rows of a group are then transposed 8
-//! rows at a time into `u64`s whose nibbles are gathered with shifts and
-//! masks; for the ternary formats each row's 4 bytes of 4 chunks are
-//! transposed as a 4 × 4 matrix of 2-bit codes. Either way a word costs a
-//! few register operations (an 8B model packs in about a second).
+//! Each row's 4 bytes of 8 (`Q1_0`) or 4 (ternary) chunks are then
+//! transposed so that a byte holds one weight position of every chunk: by
+//! a table for the sign bits, as a 4 × 4 matrix of 2-bit codes for the
+//! ternary formats. A word costs a few register operations (an 8B model
+//! packs in about a second).
 
 use super::{PackedMatrix, ROWS};
 use crate::GgmlType;
 
-/// Gathers the low nibble of each byte of `x` into bits `4i..4i + 4`
-/// (byte `i`), the high nibbles being zero.
-fn gather_nibbles(x: u64) -> u64 {
-    let x = (x | (x >> 4)) & 0x00FF_00FF_00FF_00FF;
-    let x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
-    (x | (x >> 16)) & 0xFFFF_FFFF
-}
+/// A byte of 8 sign bits (weights `8b..8b + 8`: chunks `2b` and `2b + 1`)
+/// spread to the output bytes `m` = 0..4 of a row: bit `m` (chunk `2b`) to
+/// bit 0 of byte `m`, bit `m + 4` (chunk `2b + 1`) to bit 1; shifted left
+/// by `2b` afterwards.
+const SIGN_SPREAD: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut x = 0;
+    while x < 256 {
+        let mut m = 0;
+        while m < 4 {
+            let lo = ((x >> m) & 1) as u32;
+            let hi = ((x >> (m + 4)) & 1) as u32;
+            t[x] |= (lo | (hi << 1)) << (8 * m);
+            m += 1;
+        }
+        x += 1;
+    }
+    t
+};
 
 /// Swaps the bits of `x` selected by `mask` with those `d` places above.
 fn delta_swap(x: u32, mask: u32, d: u32) -> u32 {
@@ -101,31 +113,22 @@ impl PackedMatrix {
                 out[r / 4] |= u64::from(d) << (16 * (r % 4));
             }
             let words = &mut out[4..];
-            if !sign {
-                // Chunks 4j..4j+4 share 8 words: byte 4r + m holds weight
-                // 4c + m of row r at bits 2·(c % 4).
-                for j in 0..nbytes / 4 {
-                    for (r, rb) in bytes.iter().enumerate() {
-                        let x = u32::from_le_bytes([
-                            rb[4 * j],
-                            rb[4 * j + 1],
-                            rb[4 * j + 2],
-                            rb[4 * j + 3],
-                        ]);
-                        words[8 * j + r / 2] |= u64::from(transpose_crumbs(x)) << (32 * (r % 2));
-                    }
+            // Every 4 source bytes of a row fill its 4 bytes of 8 words:
+            // byte 4r + m holds weight 4c + m of row r of the chunks c
+            // those words cover, at bits 2·(c % 4) (codes of 4 chunks) or
+            // bit c % 8 (signs of 8 chunks).
+            for j in 0..nbytes / 4 {
+                for (r, rb) in bytes.iter().enumerate() {
+                    let four = [rb[4 * j], rb[4 * j + 1], rb[4 * j + 2], rb[4 * j + 3]];
+                    let y = if sign {
+                        four.iter()
+                            .enumerate()
+                            .fold(0, |y, (b, &x)| y | (SIGN_SPREAD[x as usize] << (2 * b)))
+                    } else {
+                        transpose_crumbs(u32::from_le_bytes(four))
+                    };
+                    words[8 * j + r / 2] |= u64::from(y) << (32 * (r % 2));
                 }
-                continue;
-            }
-            for c in 0..nbytes {
-                // Byte c of rows 0..8 and 8..16, one row per byte.
-                let lo = u64::from_le_bytes(std::array::from_fn(|r| bytes[r][c]));
-                let hi = u64::from_le_bytes(std::array::from_fn(|r| bytes[8 + r][c]));
-                let plane =
-                    |f: fn(u64) -> u64| gather_nibbles(f(lo)) | (gather_nibbles(f(hi)) << 32);
-                // Low nibble: weights 8c..8c+4 (chunk 2c); high: chunk 2c+1.
-                words[2 * c] = plane(|x| x & 0x0F0F_0F0F_0F0F_0F0F);
-                words[2 * c + 1] = plane(|x| (x >> 4) & 0x0F0F_0F0F_0F0F_0F0F);
             }
         }
     }
