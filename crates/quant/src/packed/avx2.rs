@@ -28,9 +28,11 @@ use core::arch::x86_64::*;
 /// broadcast and the constants fill the 16 `ymm` registers (measured with
 /// `packed_speed`: 8 beat 6 by ~10–25% and 4 by ~40%).
 const TILE: usize = 8;
-/// Row groups per decode step (1, 2 and 4 measured within noise: the
-/// half-groups run one after another anyway).
-const DECODE_GROUPS: usize = 2;
+/// Row groups per decode step: 1 (one sequential weight stream per
+/// thread) measured 1.05-1.25x faster than 2 on 8B Q1_0 / Q2_0 generation
+/// in the engine (2 threads), although 1, 2 and 4 tie in the one-thread
+/// `packed_speed` timing.
+const DECODE_GROUPS: usize = 1;
 
 /// # Safety
 /// AVX2, FMA and F16C must be present. `w` holds whole row groups of `m`,
