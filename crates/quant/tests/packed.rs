@@ -264,7 +264,7 @@ fn every_level_of_this_cpu_is_tested() {
 fn decode_matches_scalar() {
     for (i, ty, level) in cases() {
         let g = PackFormat::of(ty).unwrap().group;
-        // 6 groups: two 2-group decode steps and whole tiles; 2 padded rows.
+        // 6 groups, the last with 2 padded rows.
         check(
             level,
             ty,
@@ -275,7 +275,7 @@ fn decode_matches_scalar() {
             Data::Random,
             11 + i as u64,
         );
-        // 5 groups: the single-group decode tail after two 2-group steps.
+        // 5 whole groups of one weight block each.
         check(
             level,
             ty,

@@ -19,7 +19,10 @@
 //!
 //! Each half-group runs a whole activation block at a time (its `i16` sums
 //! for `T` tokens stay in registers), so a prefill tile of 8 tokens fits the
-//! 16 `ymm` registers; decode takes [`DECODE_GROUPS`] row groups per step.
+//! 16 `ymm` registers; decode is the one-token tile. One row group at a time
+//! (one sequential weight stream per thread) measured 1.05-1.25x faster
+//! than 2 on 8B Q1_0 / Q2_0 generation in the engine (2 threads), although
+//! 1, 2 and 4 tie in the one-thread `packed_speed` timing.
 
 use super::{Kind, PackedMatrix, ROWS};
 use core::arch::x86_64::*;
@@ -28,11 +31,6 @@ use core::arch::x86_64::*;
 /// broadcast and the constants fill the 16 `ymm` registers (measured with
 /// `packed_speed`: 8 beat 6 by ~10–25% and 4 by ~40%).
 const TILE: usize = 8;
-/// Row groups per decode step: 1 (one sequential weight stream per
-/// thread) measured 1.05-1.25x faster than 2 on 8B Q1_0 / Q2_0 generation
-/// in the engine (2 threads), although 1, 2 and 4 tie in the one-thread
-/// `packed_speed` timing.
-const DECODE_GROUPS: usize = 1;
 
 /// # Safety
 /// AVX2, FMA and F16C must be present. `w` holds whole row groups of `m`,
@@ -126,29 +124,9 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
     let og = n_tokens * ROWS;
     // SAFETY: (every call below) the caller guarantees the features and
     // that `w`, `acts` and `band` cover `n_groups` groups and `n_tokens`
-    // tokens; each call covers groups `g..g + R` and tokens `t..t + T`
-    // inside those ranges.
+    // tokens; each call covers group `g` and tokens `t..t + nt` inside
+    // those ranges.
     unsafe {
-        if n_tokens == 1 {
-            let mut g = 0;
-            while g + DECODE_GROUPS <= n_groups {
-                tile::<K, G, S, DECODE_GROUPS, 1>(
-                    n,
-                    wp.add(g * gw),
-                    gw,
-                    ap,
-                    a_row,
-                    op.add(g * og),
-                    og,
-                );
-                g += DECODE_GROUPS;
-            }
-            while g < n_groups {
-                tile::<K, G, S, 1, 1>(n, wp.add(g * gw), gw, ap, a_row, op.add(g * og), og);
-                g += 1;
-            }
-            return;
-        }
         for g in 0..n_groups {
             let (wg, og_) = (wp.add(g * gw), op.add(g * og));
             let mut t = 0;
@@ -156,14 +134,14 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
                 let nt = TILE.min(n_tokens - t);
                 let (a, o) = (ap.add(t * a_row), og_.add(t * ROWS));
                 match nt {
-                    8 => tile::<K, G, S, 1, 8>(n, wg, gw, a, a_row, o, og),
-                    7 => tile::<K, G, S, 1, 7>(n, wg, gw, a, a_row, o, og),
-                    6 => tile::<K, G, S, 1, 6>(n, wg, gw, a, a_row, o, og),
-                    5 => tile::<K, G, S, 1, 5>(n, wg, gw, a, a_row, o, og),
-                    4 => tile::<K, G, S, 1, 4>(n, wg, gw, a, a_row, o, og),
-                    3 => tile::<K, G, S, 1, 3>(n, wg, gw, a, a_row, o, og),
-                    2 => tile::<K, G, S, 1, 2>(n, wg, gw, a, a_row, o, og),
-                    _ => tile::<K, G, S, 1, 1>(n, wg, gw, a, a_row, o, og),
+                    8 => tile::<K, G, S, 8>(n, wg, a, a_row, o),
+                    7 => tile::<K, G, S, 7>(n, wg, a, a_row, o),
+                    6 => tile::<K, G, S, 6>(n, wg, a, a_row, o),
+                    5 => tile::<K, G, S, 5>(n, wg, a, a_row, o),
+                    4 => tile::<K, G, S, 4>(n, wg, a, a_row, o),
+                    3 => tile::<K, G, S, 3>(n, wg, a, a_row, o),
+                    2 => tile::<K, G, S, 2>(n, wg, a, a_row, o),
+                    _ => tile::<K, G, S, 1>(n, wg, a, a_row, o),
                 }
                 t += nt;
             }
@@ -317,85 +295,71 @@ unsafe fn block_dot<const K: usize, const S: usize, const T: usize>(
     sum
 }
 
-/// `R` row groups (`gw` words apart from `w`) times `T` tokens (`a_row`
-/// bytes apart from `a`): writes 16 floats per (group, token) at
-/// `o + r·og + t·16`. Not inlined: each shape gets its own register
-/// allocation (measured no slower, and `run` stays small).
+/// One row group (from `w`) times `T` tokens (`a_row` bytes apart from
+/// `a`): writes 16 floats per token at `o + t·16`. Not inlined: each shape
+/// gets its own register allocation (measured no slower, and `run` stays
+/// small).
 #[inline(never)]
 #[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, const T: usize>(
+unsafe fn tile<const K: usize, const G: usize, const S: usize, const T: usize>(
     n: usize,
     w: *const u64,
-    gw: usize,
     a: *const u8,
     a_row: usize,
     o: *mut f32,
-    og: usize,
 ) {
     let bw = 4 + G / 4 * K;
     let nba = n / S;
     let (d_off, s_off) = (n, n + 4 * nba);
-    let mut acc = [[[_mm256_setzero_ps(); T]; 2]; R];
+    let mut acc = [[_mm256_setzero_ps(); T]; 2];
     for g in 0..n / G {
-        let mut fs = [[[_mm256_setzero_ps(); T]; 2]; R];
+        let mut fs = [[_mm256_setzero_ps(); T]; 2];
         // Activation blocks inside this weight group (G is a multiple of S).
         for s in 0..G / S {
             let ab = g * (G / S) + s;
             let col = g * G + s * S;
-            for r in 0..R {
-                for h in 0..2 {
-                    // SAFETY: the block's chunks of group `r` and the
-                    // block's quants of the `T` tokens.
-                    let dot = unsafe {
-                        block_dot::<K, S, T>(
-                            w.add(r * gw + g * bw + 4 + s * S / 4 * K),
-                            h,
-                            a.add(col),
-                            a_row,
+            for (h, fs) in fs.iter_mut().enumerate() {
+                // SAFETY: the block's chunks and the block's quants of the
+                // `T` tokens.
+                let dot = unsafe {
+                    block_dot::<K, S, T>(w.add(g * bw + 4 + s * S / 4 * K), h, a.add(col), a_row)
+                };
+                for (t, (fs, dot)) in fs.iter_mut().zip(dot).enumerate() {
+                    // SAFETY: scale and sum of block `ab` of token `t`.
+                    let (da, sq) = unsafe {
+                        let row = a.add(t * a_row);
+                        (
+                            (row.add(d_off + 4 * ab) as *const f32).read_unaligned(),
+                            (row.add(s_off + 4 * ab) as *const i32).read_unaligned(),
                         )
                     };
-                    for t in 0..T {
-                        // SAFETY: scale and sum of block `ab` of token `t`.
-                        let (da, sq) = unsafe {
-                            let row = a.add(t * a_row);
-                            (
-                                (row.add(d_off + 4 * ab) as *const f32).read_unaligned(),
-                                (row.add(s_off + 4 * ab) as *const i32).read_unaligned(),
-                            )
-                        };
-                        // The offset of the unsigned weight bytes, times Σ a
-                        // (`Q8_0`'s sums are of the signed quants already).
-                        let sq = match K {
-                            5 => sq * 16,
-                            8 => 0,
-                            _ => sq,
-                        };
-                        let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot[t], _mm256_set1_epi32(sq)));
-                        fs[r][h][t] = _mm256_fmadd_ps(v, _mm256_set1_ps(da), fs[r][h][t]);
-                    }
+                    // The offset of the unsigned weight bytes, times Σ a
+                    // (`Q8_0`'s sums are of the signed quants already).
+                    let sq = match K {
+                        5 => sq * 16,
+                        8 => 0,
+                        _ => sq,
+                    };
+                    let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot, _mm256_set1_epi32(sq)));
+                    *fs = _mm256_fmadd_ps(v, _mm256_set1_ps(da), *fs);
                 }
             }
         }
-        for r in 0..R {
-            for h in 0..2 {
-                // SAFETY: the 8 f16 scales of half `h` of block `g` of
-                // group `r` (words `2h..2h + 2`).
-                let dw = _mm256_cvtph_ps(unsafe {
-                    _mm_loadu_si128(w.add(r * gw + g * bw + 2 * h) as *const __m128i)
-                });
-                for t in 0..T {
-                    acc[r][h][t] = _mm256_fmadd_ps(fs[r][h][t], dw, acc[r][h][t]);
-                }
+        for (h, (acc, fs)) in acc.iter_mut().zip(&fs).enumerate() {
+            // SAFETY: the 8 f16 scales of half `h` of block `g` (words
+            // `2h..2h + 2`).
+            let dw = _mm256_cvtph_ps(unsafe {
+                _mm_loadu_si128(w.add(g * bw + 2 * h) as *const __m128i)
+            });
+            for (acc, fs) in acc.iter_mut().zip(fs) {
+                *acc = _mm256_fmadd_ps(*fs, dw, *acc);
             }
         }
     }
-    for r in 0..R {
-        for h in 0..2 {
-            for t in 0..T {
-                // SAFETY: `o + r·og + t·16 + 8h .. + 8` is inside the band.
-                unsafe { _mm256_storeu_ps(o.add(r * og + t * ROWS + 8 * h), acc[r][h][t]) };
-            }
+    for (h, acc) in acc.iter().enumerate() {
+        for (t, acc) in acc.iter().enumerate() {
+            // SAFETY: `o + t·16 + 8h .. + 8` is inside the band.
+            unsafe { _mm256_storeu_ps(o.add(t * ROWS + 8 * h), *acc) };
         }
     }
 }

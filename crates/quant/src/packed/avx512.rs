@@ -3,20 +3,18 @@
 //! Per chunk of 16 rows × 4 weights: [`expand`] makes 64 unsigned weight
 //! bytes (sign 0/1, code 0..=3, `Q5_0` 0..=31, `Q8_0` `q + 128`), and one
 //! `vpdpbusd` per token adds `byte · q` of 4 activations (broadcast,
-//! signed) into the 16 row lanes. `R` row groups and `T` tokens run at
+//! signed) into the 16 row lanes. One row group and `T` tokens run at
 //! once: decode (`T = 1`) splits each lane's sum over two accumulators to
 //! break the dependency chain, prefill reuses each expanded vector for `T`
-//! tokens.
+//! tokens. One row group at a time (a single sequential weight stream per
+//! thread) measured 1.2-1.4x faster decode than 2 or 4 on 8B Q1_0 / Q2_0 /
+//! TQ2_0 and the real model (Zen 4, 2 threads).
 
 use super::{Kind, PackedMatrix, ROWS};
 use core::arch::x86_64::*;
 
 /// Tokens per prefill tile.
 const TILE: usize = 8;
-/// Row groups per decode step. One (a single sequential weight stream per
-/// thread, two accumulator chains) measured 1.2-1.4x faster than 2 or 4 on
-/// 8B Q1_0 / Q2_0 / TQ2_0 and the real model (Zen 4, 2 threads).
-const DECODE_GROUPS: usize = 1;
 
 /// # Safety
 /// AVX-512 F/BW/VNNI must be present. `w` holds whole row groups of `m`,
@@ -73,29 +71,9 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
     let og = n_tokens * ROWS;
     // SAFETY: (every call below) the caller guarantees the features and
     // that `w`, `acts` and `band` cover `n_groups` groups and `n_tokens`
-    // tokens; each call covers groups `g..g + R` and tokens `t..t + T`
-    // inside those ranges.
+    // tokens; each call covers group `g` and tokens `t..t + nt` inside
+    // those ranges. Decode is the one-token tile.
     unsafe {
-        if n_tokens == 1 {
-            let mut g = 0;
-            while g + DECODE_GROUPS <= n_groups {
-                tile::<K, G, S, DECODE_GROUPS, 1>(
-                    n,
-                    wp.add(g * gw),
-                    gw,
-                    ap,
-                    a_row,
-                    op.add(g * og),
-                    og,
-                );
-                g += DECODE_GROUPS;
-            }
-            while g < n_groups {
-                tile::<K, G, S, 1, 1>(n, wp.add(g * gw), gw, ap, a_row, op.add(g * og), og);
-                g += 1;
-            }
-            return;
-        }
         for g in 0..n_groups {
             let (wg, og_) = (wp.add(g * gw), op.add(g * og));
             let mut t = 0;
@@ -103,14 +81,14 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
                 let nt = TILE.min(n_tokens - t);
                 let (a, o) = (ap.add(t * a_row), og_.add(t * ROWS));
                 match nt {
-                    8 => tile::<K, G, S, 1, 8>(n, wg, gw, a, a_row, o, og),
-                    7 => tile::<K, G, S, 1, 7>(n, wg, gw, a, a_row, o, og),
-                    6 => tile::<K, G, S, 1, 6>(n, wg, gw, a, a_row, o, og),
-                    5 => tile::<K, G, S, 1, 5>(n, wg, gw, a, a_row, o, og),
-                    4 => tile::<K, G, S, 1, 4>(n, wg, gw, a, a_row, o, og),
-                    3 => tile::<K, G, S, 1, 3>(n, wg, gw, a, a_row, o, og),
-                    2 => tile::<K, G, S, 1, 2>(n, wg, gw, a, a_row, o, og),
-                    _ => tile::<K, G, S, 1, 1>(n, wg, gw, a, a_row, o, og),
+                    8 => tile::<K, G, S, 8>(n, wg, a, a_row, o),
+                    7 => tile::<K, G, S, 7>(n, wg, a, a_row, o),
+                    6 => tile::<K, G, S, 6>(n, wg, a, a_row, o),
+                    5 => tile::<K, G, S, 5>(n, wg, a, a_row, o),
+                    4 => tile::<K, G, S, 4>(n, wg, a, a_row, o),
+                    3 => tile::<K, G, S, 3>(n, wg, a, a_row, o),
+                    2 => tile::<K, G, S, 2>(n, wg, a, a_row, o),
+                    _ => tile::<K, G, S, 1>(n, wg, a, a_row, o),
                 }
                 t += nt;
             }
@@ -169,29 +147,25 @@ unsafe fn expand<const K: usize>(p: *const u64, c: usize) -> __m512i {
     }
 }
 
-/// `R` row groups (`gw` words apart from `w`) times `T` tokens (`a_row`
-/// bytes apart from `a`): writes 16 floats per (group, token) at
-/// `o + r·og + t·16`.
+/// One row group (from `w`) times `T` tokens (`a_row` bytes apart from
+/// `a`): writes 16 floats per token at `o + t·16`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, const T: usize>(
+unsafe fn tile<const K: usize, const G: usize, const S: usize, const T: usize>(
     n: usize,
     w: *const u64,
-    gw: usize,
     a: *const u8,
     a_row: usize,
     o: *mut f32,
-    og: usize,
 ) {
     // The sign kind relies on the hoisted correction below (`G > S`).
     const { assert!(K != 1 || G > S) };
     let bw = 4 + G / 4 * K;
     let nba = n / S;
     let (d_off, s_off) = (n, n + 4 * nba);
-    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    let mut acc = [_mm512_setzero_ps(); T];
     for g in 0..n / G {
-        let mut fs = [[_mm512_setzero_ps(); T]; R];
+        let mut fs = [_mm512_setzero_ps(); T];
         let mut corr = [0f32; T];
         // Activation blocks inside this weight group (G is a multiple of S).
         for s in 0..G / S {
@@ -199,41 +173,34 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
             // Two accumulators (even / odd chunks) when few tokens share a
             // chunk: one chain of `vpdpbusd` per lane would wait on its
             // latency (decode is latency-bound with a single chain).
-            let mut ia = [[_mm512_setzero_si512(); T]; R];
-            let mut ib = [[_mm512_setzero_si512(); T]; R];
+            let mut ia = [_mm512_setzero_si512(); T];
+            let mut ib = [_mm512_setzero_si512(); T];
             // Chunks in eights, so that `c % 2`, `c % 4`, `c % 8` are constants.
             for c8 in (0..S / 4).step_by(8) {
                 for c in c8..c8 + 8 {
                     let col = g * G + s * S + 4 * c;
-                    let mut q = [_mm512_setzero_si512(); T];
-                    for (t, q) in q.iter_mut().enumerate() {
-                        // SAFETY: `col + 4 <= n` lies in token `t`'s quants.
-                        *q = _mm512_set1_epi32(unsafe {
-                            (a.add(t * a_row + col) as *const i32).read_unaligned()
-                        });
-                    }
+                    // SAFETY: chunk `s·S/4 + c` of block `g`.
+                    let wv = unsafe { expand::<K>(w.add(g * bw + 4), s * S / 4 + c) };
                     let acc_c = if T < 4 && c % 2 == 1 {
                         &mut ib
                     } else {
                         &mut ia
                     };
-                    for (r, ia) in acc_c.iter_mut().enumerate() {
-                        // SAFETY: chunk `s·S/4 + c` of block `g` of group `r`.
-                        let wv = unsafe { expand::<K>(w.add(r * gw + g * bw + 4), s * S / 4 + c) };
-                        for (ia, q) in ia.iter_mut().zip(&q) {
-                            *ia = _mm512_dpbusd_epi32(*ia, wv, *q);
-                        }
-                    }
-                }
-            }
-            if T < 4 {
-                for r in 0..R {
-                    for t in 0..T {
-                        ia[r][t] = _mm512_add_epi32(ia[r][t], ib[r][t]);
+                    for (t, ia) in acc_c.iter_mut().enumerate() {
+                        // SAFETY: `col + 4 <= n` lies in token `t`'s quants.
+                        let q = _mm512_set1_epi32(unsafe {
+                            (a.add(t * a_row + col) as *const i32).read_unaligned()
+                        });
+                        *ia = _mm512_dpbusd_epi32(*ia, wv, q);
                     }
                 }
             }
             for t in 0..T {
+                let ia = if T < 4 {
+                    _mm512_add_epi32(ia[t], ib[t])
+                } else {
+                    ia[t]
+                };
                 // SAFETY: scale and sum of block `ab` of token `t`.
                 let (da, sq) = unsafe {
                     let row = a.add(t * a_row);
@@ -256,38 +223,27 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const R: usize, c
                     corr[t] -= sq as f32 * da;
                     // Sign bits: Σ (2·bit − 1)·q = 2·Σ bit·q − Σ q.
                     let da = _mm512_set1_ps(if K == 1 { 2.0 * da } else { da });
-                    for r in 0..R {
-                        let v = _mm512_cvtepi32_ps(ia[r][t]);
-                        fs[r][t] = _mm512_fmadd_ps(v, da, fs[r][t]);
-                    }
+                    fs[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), da, fs[t]);
                 } else {
                     let (da, sq) = (_mm512_set1_ps(da), _mm512_set1_epi32(sq));
-                    for r in 0..R {
-                        let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(ia[r][t], sq));
-                        fs[r][t] = _mm512_fmadd_ps(v, da, fs[r][t]);
-                    }
+                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(ia, sq));
+                    fs[t] = _mm512_fmadd_ps(v, da, fs[t]);
                 }
             }
         }
-        for r in 0..R {
-            // SAFETY: the 16 f16 scales of block `g` of group `r`.
-            let dw = _mm512_cvtph_ps(unsafe {
-                _mm256_loadu_si256(w.add(r * gw + g * bw) as *const __m256i)
-            });
-            for t in 0..T {
-                let f = if G > S {
-                    _mm512_add_ps(fs[r][t], _mm512_set1_ps(corr[t]))
-                } else {
-                    fs[r][t]
-                };
-                acc[r][t] = _mm512_fmadd_ps(f, dw, acc[r][t]);
-            }
+        // SAFETY: the 16 f16 scales of block `g`.
+        let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(w.add(g * bw) as *const __m256i) });
+        for t in 0..T {
+            let f = if G > S {
+                _mm512_add_ps(fs[t], _mm512_set1_ps(corr[t]))
+            } else {
+                fs[t]
+            };
+            acc[t] = _mm512_fmadd_ps(f, dw, acc[t]);
         }
     }
-    for r in 0..R {
-        for t in 0..T {
-            // SAFETY: `o + r·og + t·16 .. + 16` is inside the band.
-            unsafe { _mm512_storeu_ps(o.add(r * og + t * ROWS), acc[r][t]) };
-        }
+    for (t, acc) in acc.iter().enumerate() {
+        // SAFETY: `o + t·16 .. + 16` is inside the band.
+        unsafe { _mm512_storeu_ps(o.add(t * ROWS), *acc) };
     }
 }
