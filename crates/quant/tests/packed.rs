@@ -21,23 +21,13 @@
 //! decode path (1, with both decode step widths), whole prefill tiles (8,
 //! 16) and every tile tail (1..=7 tokens); a sub-range of row groups.
 
+mod packed_support;
+
 use half::f16;
+use packed_support::{assert_band_matches, Rng};
 use shohin_quant::packed::{available, has_kernels, PackFormat, PackedMatrix, ROWS};
 use shohin_quant::simd::{detected, isa, Isa};
-use shohin_quant::{dequantize_row, row_bytes, scalar_kernels, GgmlType};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
+use shohin_quant::{row_bytes, scalar_kernels, GgmlType};
 
 const FORMATS: [GgmlType; 8] = [
     GgmlType::Q1_0,
@@ -152,30 +142,6 @@ fn activations(rng: &mut Rng, m: &PackedMatrix, n_tokens: usize, data: Data) -> 
     (reference, planar)
 }
 
-fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
-    let vt = ty.vec_dot_type();
-    let mut wd = vec![0f32; n];
-    dequantize_row(ty, w, &mut wd).unwrap();
-    let mut ad = vec![0f32; n];
-    if vt == GgmlType::Q8_0R {
-        // Planes: quants, then f32 scales.
-        for j in 0..n {
-            let d = f32::from_le_bytes(
-                a[n + 4 * (j / 32)..n + 4 * (j / 32) + 4]
-                    .try_into()
-                    .unwrap(),
-            );
-            ad[j] = f32::from(a[j] as i8) * d;
-        }
-    } else {
-        dequantize_row(vt, a, &mut ad).unwrap();
-    }
-    wd.iter()
-        .zip(&ad)
-        .map(|(x, y)| f64::from(x.abs()) * f64::from(y.abs()))
-        .sum()
-}
-
 /// The kernel levels to compare at: AVX2 and AVX-512 where this CPU has
 /// them and `has_kernels` admits `ty`.
 fn levels(ty: GgmlType) -> Vec<Isa> {
@@ -204,28 +170,17 @@ fn check(
     let pa = m.act_row_bytes();
     let mut band = vec![f32::NAN; groups.len() * n_tokens * ROWS];
     m.matmul_groups_at(level, &planar, pa, n_tokens, groups.clone(), &mut band);
-    let wr = row_bytes(ty, cols).unwrap();
-    let ra = row_bytes(ty.vec_dot_type(), cols).unwrap();
-    let dot = scalar_kernels(ty).vec_dot;
-    for (gi, g) in groups.enumerate() {
-        for t in 0..n_tokens {
-            for i in 0..ROWS {
-                let got = band[(gi * n_tokens + t) * ROWS + i];
-                let r = g * ROWS + i;
-                if r >= rows {
-                    assert_eq!(got, 0.0, "{ty} {level:?} padding row {r} token {t}");
-                    continue;
-                }
-                let (wrow, arow) = (&w[r * wr..(r + 1) * wr], &reference[t * ra..(t + 1) * ra]);
-                let want = dot(wrow, arow);
-                let mag = magnitude(ty, wrow, arow, cols);
-                assert!(
-                    (f64::from(got) - f64::from(want)).abs() <= 1e-5 * mag + 1e-30,
-                    "{ty} {level:?} {rows}x{cols} row {r} token {t}/{n_tokens}: packed {got}, scalar {want} (M {mag})"
-                );
-            }
-        }
-    }
+    assert_band_matches(
+        &format!("{level:?}"),
+        ty,
+        &w,
+        &reference,
+        rows,
+        cols,
+        n_tokens,
+        groups,
+        &band,
+    );
 }
 
 /// Every (format, level) pair to test, with the format's index; empty (and

@@ -20,25 +20,15 @@
 //! tiles); sub-ranges of row groups. Activations go through [`PackedMatrix::quantize_act`] (the
 //! engine's path) and the reference through the scalar `Q8_K` quantizer.
 
+mod packed_support;
+
 use half::f16;
+use packed_support::{assert_band_matches, Rng};
 use shohin_quant::packed::{available, PackedMatrix, ROWS};
-use shohin_quant::{dequantize_row, kernels, row_bytes, scalar_kernels, GgmlType};
+use shohin_quant::{kernels, row_bytes, scalar_kernels, GgmlType};
 use std::time::Instant;
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4K, GgmlType::Q6K];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Data {
@@ -112,16 +102,6 @@ fn activations(rng: &mut Rng, m: &PackedMatrix, n_tokens: usize, data: Data) -> 
     (reference, planar)
 }
 
-fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
-    let (mut wd, mut ad) = (vec![0f32; n], vec![0f32; n]);
-    dequantize_row(ty, w, &mut wd).unwrap();
-    dequantize_row(GgmlType::Q8K, a, &mut ad).unwrap();
-    wd.iter()
-        .zip(&ad)
-        .map(|(x, y)| f64::from(x.abs()) * f64::from(y.abs()))
-        .sum()
-}
-
 #[allow(clippy::too_many_arguments)]
 fn check(
     ty: GgmlType,
@@ -140,28 +120,7 @@ fn check(
     let pa = m.act_row_bytes();
     let mut band = vec![f32::NAN; groups.len() * n_tokens * ROWS];
     m.matmul_groups(&planar, pa, n_tokens, groups.clone(), &mut band);
-    let wr = row_bytes(ty, cols).unwrap();
-    let ra = row_bytes(GgmlType::Q8K, cols).unwrap();
-    let dot = scalar_kernels(ty).vec_dot;
-    for (gi, g) in groups.enumerate() {
-        for t in 0..n_tokens {
-            for i in 0..ROWS {
-                let got = band[(gi * n_tokens + t) * ROWS + i];
-                let r = g * ROWS + i;
-                if r >= rows {
-                    assert_eq!(got, 0.0, "{ty} padding row {r} token {t}");
-                    continue;
-                }
-                let (wrow, arow) = (&w[r * wr..(r + 1) * wr], &reference[t * ra..(t + 1) * ra]);
-                let want = dot(wrow, arow);
-                let mag = magnitude(ty, wrow, arow, cols);
-                assert!(
-                    (f64::from(got) - f64::from(want)).abs() <= 1e-5 * mag + 1e-30,
-                    "{ty} {rows}x{cols} row {r} token {t}/{n_tokens}: packed {got}, scalar {want} (M {mag})"
-                );
-            }
-        }
-    }
+    assert_band_matches("", ty, &w, &reference, rows, cols, n_tokens, groups, &band);
 }
 
 fn skip() -> bool {
