@@ -63,7 +63,7 @@
 //! `bsums`), the start value of each sub-block's sum: the codes' offset
 //! 32 for free.
 
-use super::{Kind, PackedMatrix, ROWS};
+use super::{Kind, Shape, ROWS};
 
 /// Words per packed `Q4_K` / `Q6_K` block.
 pub(super) const Q4K_WORDS: usize = 40 + 32 * 8;
@@ -140,7 +140,7 @@ fn put(words: &mut [u64], at: usize, v: u8) {
     words[at / 8] |= u64::from(v) << (8 * (at % 8));
 }
 
-impl PackedMatrix {
+impl Shape {
     pub(super) fn pack_kquant_group(
         &self,
         src: &[u8],

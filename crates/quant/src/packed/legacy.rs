@@ -13,7 +13,7 @@
 //!   byte `o`; the kernel subtracts `16·Σ a`. 22 bytes per row and block,
 //!   as in the source.
 
-use super::{Kind, PackedMatrix, ROWS};
+use super::{Kind, Shape, ROWS};
 
 /// Quant `j` (0..32) of a `Q5_0` block, 0..=31 (q5_0.rs layout).
 fn q5_0_quant(blk: &[u8], j: usize) -> u8 {
@@ -26,7 +26,7 @@ fn q5_0_quant(blk: &[u8], j: usize) -> u8 {
     nib | ((((qh >> j) & 1) as u8) << 4)
 }
 
-impl PackedMatrix {
+impl Shape {
     pub(super) fn pack_legacy_group(
         &self,
         src: &[u8],

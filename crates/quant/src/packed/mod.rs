@@ -139,6 +139,15 @@ impl PackFormat {
     }
 }
 
+/// What the per-kind packers (`ternary.rs`, `legacy.rs`, `kquant.rs`) read
+/// of the matrix they pack, one row group at a time.
+#[derive(Clone, Copy)]
+struct Shape {
+    ty: GgmlType,
+    format: PackFormat,
+    rows: usize,
+}
+
 /// A matrix repacked for the interleaved kernels.
 #[derive(Debug)]
 pub struct PackedMatrix {
@@ -183,23 +192,23 @@ impl PackedMatrix {
         let n_groups = rows.div_ceil(ROWS);
         let gw = cols / format.group * format.block_words();
         let mut data = Words::zeroed(n_groups.checked_mul(gw)?)?;
-        let m = Self {
-            ty,
-            format,
-            rows,
-            cols,
-            data: Words::zeroed(0)?,
-        };
+        let shape = Shape { ty, format, rows };
         let pack_one = |(g, dst): (usize, &mut [u64])| match format.kind {
-            Kind::Ternary { .. } => m.pack_ternary_group(src, row_bytes, g, dst),
-            Kind::Q5_0 | Kind::Q8_0 => m.pack_legacy_group(src, row_bytes, g, dst),
-            Kind::Q4K | Kind::Q6K => m.pack_kquant_group(src, row_bytes, g, dst),
+            Kind::Ternary { .. } => shape.pack_ternary_group(src, row_bytes, g, dst),
+            Kind::Q5_0 | Kind::Q8_0 => shape.pack_legacy_group(src, row_bytes, g, dst),
+            Kind::Q4K | Kind::Q6K => shape.pack_kquant_group(src, row_bytes, g, dst),
         };
         data.as_mut_slice()
             .par_chunks_mut(gw)
             .enumerate()
             .for_each(pack_one);
-        Some(Self { data, ..m })
+        Some(Self {
+            ty,
+            format,
+            rows,
+            cols,
+            data,
+        })
     }
 
     /// Row groups of 16 (the last one possibly padded).

@@ -11,7 +11,7 @@
 //! ternary formats. A word costs a few register operations (an 8B model
 //! packs in about a second).
 
-use super::{PackedMatrix, ROWS};
+use super::{Shape, ROWS};
 use crate::GgmlType;
 
 /// A byte of 8 sign bits (weights `8b..8b + 8`: chunks `2b` and `2b + 1`)
@@ -86,7 +86,7 @@ fn block_bytes(ty: GgmlType, blk: &[u8], out: &mut [u8]) -> u16 {
     }
 }
 
-impl PackedMatrix {
+impl Shape {
     pub(super) fn pack_ternary_group(
         &self,
         src: &[u8],
