@@ -133,18 +133,16 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, w: MatRef<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), n_tokens * w.cols);
+        assert_eq!(out.len(), n_tokens * w.rows);
         if let Some(p) = w.packed {
             assert_eq!((p.rows, p.cols), (w.rows, w.cols));
-            assert_eq!(x.len(), n_tokens * w.cols);
-            assert_eq!(out.len(), n_tokens * w.rows);
             return self.matmul_packed(p, x, n_tokens, out);
         }
         let vt = w.ty.vec_dot_type();
         // Shapes were validated at load (whole blocks); a failure here is a bug.
         let a_row = row_bytes(vt, w.cols).expect("activation row is whole blocks");
         let w_row = row_bytes(w.ty, w.cols).expect("weight row is whole blocks");
-        assert_eq!(x.len(), n_tokens * w.cols);
-        assert_eq!(out.len(), n_tokens * w.rows);
         assert_eq!(w.data.len(), w.rows * w_row);
         let quantize = kernels(vt).quantize;
         let k = kernels(w.ty);
