@@ -25,7 +25,7 @@ mod packed_support;
 
 use half::f16;
 use packed_support::{assert_band_matches, Rng};
-use shohin_quant::packed::{available, has_kernels, PackFormat, PackedMatrix, ROWS};
+use shohin_quant::packed::{available, has_kernels, Kind, PackFormat, PackedMatrix, ROWS};
 use shohin_quant::simd::{detected, isa, Isa};
 use shohin_quant::{row_bytes, scalar_kernels, GgmlType};
 
@@ -85,8 +85,11 @@ fn weights(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize, data: Data) ->
 /// [`PackedMatrix::act_type`]), built here from the scalar `Q8_0` / `Q8_K`
 /// quantizers' blocks independently of the library's own rearranging:
 /// the quants in order, then the `f32` scales, then the `i32` quant sums
-/// (summed here from the quants, not taken from `Q8_K`'s `bsums`).
-fn planar_reference(act: GgmlType, x: &[f32]) -> Vec<u8> {
+/// (summed here from the quants, not taken from `Q8_K`'s `bsums`); then,
+/// for 1-bit / ternary weight groups spanning several activation blocks,
+/// each group's `−Σ sum·d` (halved for `Q1_0`).
+fn planar_reference(m: &PackedMatrix, x: &[f32]) -> Vec<u8> {
+    let act = m.act_type();
     let (src_ty, qk, d_len, q_at) = match act {
         // block_q8_0: f16 d, 32 quants.
         GgmlType::Q8_0R => (GgmlType::Q8_0, 32, 2, 2),
@@ -109,7 +112,23 @@ fn planar_reference(act: GgmlType, x: &[f32]) -> Vec<u8> {
         d.extend_from_slice(&scale.to_le_bytes());
         s.extend_from_slice(&sum.to_le_bytes());
     }
-    [q, d, s].concat()
+    let mut offsets = Vec::new();
+    let f = m.format;
+    if matches!(f.kind, Kind::Ternary { .. }) && f.group > f.act_block {
+        let per = f.group / f.act_block;
+        let num = |v: &[u8], i: usize| <[u8; 4]>::try_from(&v[4 * i..4 * i + 4]).unwrap();
+        for g in 0..x.len() / f.group {
+            let mut t = 0f32;
+            for b in g * per..(g + 1) * per {
+                t -= i32::from_le_bytes(num(&s, b)) as f32 * f32::from_le_bytes(num(&d, b));
+            }
+            if m.ty == GgmlType::Q1_0 {
+                t *= 0.5;
+            }
+            offsets.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+    [q, d, s, offsets].concat()
 }
 
 /// Activations in the reference's format (`vec_dot_type`) and in the
@@ -137,7 +156,7 @@ fn activations(rng: &mut Rng, m: &PackedMatrix, n_tokens: usize, data: Data) -> 
             .collect();
         let r = &mut reference[t * ra..(t + 1) * ra];
         (scalar_kernels(vt).quantize)(&x, r);
-        planar[t * pa..(t + 1) * pa].copy_from_slice(&planar_reference(m.act_type(), &x));
+        planar[t * pa..(t + 1) * pa].copy_from_slice(&planar_reference(m, &x));
     }
     (reference, planar)
 }
@@ -328,7 +347,7 @@ fn quantize_act_writes_the_planar_layout() {
                 let x: Vec<f32> = (0..cols).map(|_| rng.f() * scale).collect();
                 let mut out = vec![0xA5u8; m.act_row_bytes()];
                 m.quantize_act(&x, &mut out);
-                let want = planar_reference(m.act_type(), &x);
+                let want = planar_reference(&m, &x);
                 assert_eq!(out.len(), want.len(), "{ty} {cols}");
                 assert!(
                     out == want,

@@ -158,15 +158,26 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const T: usize>(
     a_row: usize,
     o: *mut f32,
 ) {
-    // The sign kind relies on the hoisted correction below (`G > S`).
+    // The sign kind relies on the group offset terms (`G > S`).
     const { assert!(K != 1 || G > S) };
     let bw = 4 + G / 4 * K;
     let nba = n / S;
-    let (d_off, s_off) = (n, n + 4 * nba);
+    let (d_off, s_off, c_off) = (n, n + 4 * nba, n + 8 * nba);
     let mut acc = [_mm512_setzero_ps(); T];
     for g in 0..n / G {
         let mut fs = [_mm512_setzero_ps(); T];
-        let mut corr = [0f32; T];
+        if G > S {
+            // Several activation blocks per weight scale: the `−Σ q` term
+            // is the same in every lane and row, so `quantize_act` summed
+            // it per weight group (halved for signs); starting the float
+            // sum from it leaves a convert and an FMA per block below.
+            for (t, fs) in fs.iter_mut().enumerate() {
+                // SAFETY: offset term `g` of token `t`.
+                let c =
+                    unsafe { (a.add(t * a_row + c_off + 4 * g) as *const f32).read_unaligned() };
+                *fs = _mm512_set1_ps(c);
+            }
+        }
         // Activation blocks inside this weight group (G is a multiple of S).
         for s in 0..G / S {
             let ab = g * (G / S) + s;
@@ -201,45 +212,35 @@ unsafe fn tile<const K: usize, const G: usize, const S: usize, const T: usize>(
                 } else {
                     ia[t]
                 };
-                // SAFETY: scale and sum of block `ab` of token `t`.
-                let (da, sq) = unsafe {
-                    let row = a.add(t * a_row);
-                    (
-                        (row.add(d_off + 4 * ab) as *const f32).read_unaligned(),
-                        (row.add(s_off + 4 * ab) as *const i32).read_unaligned(),
-                    )
-                };
-                // The offset of the unsigned weight bytes, times Σ q.
-                let sq = match K {
-                    5 => sq * 16,
-                    8 => sq * 128,
-                    _ => sq,
-                };
-                if G > S {
-                    // Several activation blocks per weight scale: the
-                    // `−Σ q` term is the same in every lane and row, so it
-                    // is summed as a scalar and added once per weight
-                    // group, leaving a convert and an FMA per block here.
-                    corr[t] -= sq as f32 * da;
-                    // Sign bits: Σ (2·bit − 1)·q = 2·Σ bit·q − Σ q.
-                    let da = _mm512_set1_ps(if K == 1 { 2.0 * da } else { da });
-                    fs[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), da, fs[t]);
+                // SAFETY: scale of block `ab` of token `t`.
+                let da =
+                    unsafe { (a.add(t * a_row + d_off + 4 * ab) as *const f32).read_unaligned() };
+                let da = _mm512_set1_ps(da);
+                let v = if G > S {
+                    // The offset is in `fs` already.
+                    _mm512_cvtepi32_ps(ia)
                 } else {
-                    let (da, sq) = (_mm512_set1_ps(da), _mm512_set1_epi32(sq));
-                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(ia, sq));
-                    fs[t] = _mm512_fmadd_ps(v, da, fs[t]);
-                }
+                    // SAFETY: sum of block `ab` of token `t`.
+                    let sq = unsafe {
+                        (a.add(t * a_row + s_off + 4 * ab) as *const i32).read_unaligned()
+                    };
+                    // The offset of the unsigned weight bytes, times Σ q.
+                    let sq = match K {
+                        5 => sq * 16,
+                        8 => sq * 128,
+                        _ => sq,
+                    };
+                    _mm512_cvtepi32_ps(_mm512_sub_epi32(ia, _mm512_set1_epi32(sq)))
+                };
+                fs[t] = _mm512_fmadd_ps(v, da, fs[t]);
             }
         }
         // SAFETY: the 16 f16 scales of block `g`.
         let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(w.add(g * bw) as *const __m256i) });
+        // Sign bits: Σ (2·bit − 1)·q·d = 2·(Σ bit·q·d − ½·Σ q·d).
+        let dw = if K == 1 { _mm512_add_ps(dw, dw) } else { dw };
         for t in 0..T {
-            let f = if G > S {
-                _mm512_add_ps(fs[t], _mm512_set1_ps(corr[t]))
-            } else {
-                fs[t]
-            };
-            acc[t] = _mm512_fmadd_ps(f, dw, acc[t]);
+            acc[t] = _mm512_fmadd_ps(fs[t], dw, acc[t]);
         }
     }
     for (t, acc) in acc.iter().enumerate() {

@@ -40,8 +40,10 @@
 //! Activations are read in a planar layout per token (`n` int8 quants, then
 //! `n/S` f32 scales, then `n/S` i32 quant sums): exactly [`crate::q8_0r`]
 //! for `S = 32`, and `Q8_K`'s numbers rearranged the same way for `S = 256`
-//! ([`q8_k_to_planar`]), so the products are the same as the row-major
-//! kernels': per activation block the exact integer sum, `Σ code·q − Σ q`
+//! ([`q8_k_to_planar`]); for 1-bit and ternary formats whose weight group
+//! spans several activation blocks, `n/G` f32 group offset terms follow
+//! (`PackedMatrix::group_offset_terms`). The products are the row-major
+//! kernels' up to float rounding: per activation block the exact integer sum, `Σ code·q − Σ q`
 //! (or `2·Σ bit·q − Σ q`), scaled by the activation's `d`, summed per
 //! weight group and scaled by the weight's `d`, as ggml does.
 
@@ -134,7 +136,18 @@ impl PackFormat {
     pub fn act_row_bytes(self, n: usize) -> usize {
         match self.kind {
             Kind::Q4K | Kind::Q6K => kquant::act_row_bytes(self.kind, n),
-            _ => n + 8 * (n / self.act_block),
+            _ => n + 8 * (n / self.act_block) + 4 * self.group_offsets(n),
+        }
+    }
+
+    /// How many per-weight-group offset terms ([`PackedMatrix::quantize_act`])
+    /// follow the planar activation row: one per group for 1-bit and
+    /// ternary formats whose weight group spans several activation blocks,
+    /// none otherwise.
+    pub fn group_offsets(self, n: usize) -> usize {
+        match self.kind {
+            Kind::Ternary { .. } if self.group > self.act_block => n / self.group,
+            _ => 0,
         }
     }
 }
@@ -250,7 +263,13 @@ impl PackedMatrix {
         let vt = self.act_type();
         let quantize = crate::kernels(vt).quantize;
         if vt == GgmlType::Q8_0R {
-            quantize(x, out);
+            let n = self.cols;
+            let n_off = self.format.group_offsets(n);
+            let (row, offsets) = out.split_at_mut(out.len() - 4 * n_off);
+            quantize(x, row);
+            if n_off > 0 {
+                self.group_offset_terms(row, offsets);
+            }
             return;
         }
         thread_local! {
@@ -265,6 +284,30 @@ impl PackedMatrix {
                 _ => q8_k_to_planar(k, out),
             }
         });
+    }
+
+    /// The offset term of each weight group, from a planar `Q8_0R` row:
+    /// `−Σ q·d` over the group's activation blocks (`q` summed per block),
+    /// halved for the sign kind. Codes are stored unsigned (`code − 1`,
+    /// `2·bit − 1`), so every row's exact product carries this same term;
+    /// the AVX-512 kernel starts each group's float sum from it instead of
+    /// converting and summing it block by block.
+    fn group_offset_terms(&self, row: &[u8], offsets: &mut [u8]) {
+        let f = self.format;
+        let (n, per) = (self.cols, f.group / f.act_block);
+        let nb = n / f.act_block;
+        let word = |i: usize| -> [u8; 4] { row[i..i + 4].try_into().expect("4 bytes") };
+        let half = matches!(f.kind, Kind::Ternary { planes: 1 });
+        for (g, o) in offsets.chunks_exact_mut(4).enumerate() {
+            let mut t = 0f32;
+            for b in g * per..(g + 1) * per {
+                let d = f32::from_le_bytes(word(n + 4 * b));
+                let s = i32::from_le_bytes(word(n + 4 * nb + 4 * b));
+                t -= s as f32 * d;
+            }
+            let t = if half { 0.5 * t } else { t };
+            o.copy_from_slice(&t.to_le_bytes());
+        }
     }
 
     /// Products of the row groups `groups` with `n_tokens` planar
