@@ -13,7 +13,9 @@ fn time(level: Isa, ty: GgmlType, rows: usize, cols: usize, n_tokens: usize) {
     let w: Vec<u8> = (0..rows * row_bytes(ty, cols).unwrap())
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
+    let t0 = Instant::now();
     let m = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
+    let pack = t0.elapsed().as_secs_f64();
     let pa = m.act_row_bytes();
     let x: Vec<f32> = (0..cols)
         .map(|j| ((j * 7919) % 201) as f32 / 100.0 - 1.0)
@@ -38,11 +40,12 @@ fn time(level: Isa, ty: GgmlType, rows: usize, cols: usize, n_tokens: usize) {
         })
         .fold(f64::INFINITY, f64::min);
     println!(
-        "{:7} {ty} {rows}x{cols} tokens {n_tokens}: {:.1} us, {:.2} GB/s weights, {:.1} GOP/s",
+        "{:7} {ty} {rows}x{cols} tokens {n_tokens}: {:.1} us, {:.2} GB/s weights, {:.1} GOP/s (pack {:.1} ms)",
         level.name(),
         s * 1e6,
         m.bytes() as f64 / s / 1e9,
-        2.0 * (rows * cols * n_tokens) as f64 / s / 1e9
+        2.0 * (rows * cols * n_tokens) as f64 / s / 1e9,
+        pack * 1e3
     );
 }
 
