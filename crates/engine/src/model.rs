@@ -9,7 +9,6 @@ use crate::kv_cache::KvCache;
 use crate::ops;
 use crate::weights::Weights;
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use shohin_gguf::GgufFile;
 use shohin_quant::simd::attn;
@@ -49,10 +48,8 @@ struct Workspace {
 #[derive(Default)]
 struct AttnScratch {
     qh: Vec<f32>,
-    kj: Vec<f32>,
     probs: Vec<f32>,
     acc: Vec<f32>,
-    l: Vec<f32>,
 }
 
 thread_local! {
@@ -271,25 +268,15 @@ impl Model {
                 let (t, head) = (i / c.n_head, i % c.n_head);
                 let kvh = head / group;
                 let n_kv = pos0 + t + 1;
-                let AttnScratch {
-                    qh,
-                    kj,
-                    probs,
-                    acc,
-                    l,
-                } = s;
+                let AttnScratch { qh, probs, acc } = s;
                 qh.clear();
                 qh.extend(
                     q[t * c.q_dim() + head * hd..][..hd]
                         .iter()
                         .map(|&x| f16::from_f32(x).to_f32()),
                 );
-                kj.resize(hd, 0.0);
-                probs.clear();
-                probs.extend((0..n_kv).map(|j| {
-                    keys[j * kd + kvh * hd..][..hd].convert_to_f32_slice(kj);
-                    kq_order.dot(qh, kj) * scale
-                }));
+                probs.resize(n_kv, 0.0);
+                attn::scores_f16(kq_order.lanes(), qh, &keys[kvh * hd..], kd, scale, probs);
                 ops::softmax_ggml(probs);
                 // acc[l][d]: lane l of the dot for output dim d.
                 acc.clear();
@@ -301,13 +288,7 @@ impl Model {
                     // rounds like ggml's.
                     attn::axpy_f16(row, p, &values[j * vd + kvh * hd_v..][..hd_v]);
                 }
-                l.resize(lanes, 0.0);
-                for (d, o) in out.iter_mut().enumerate() {
-                    for (k, l) in l.iter_mut().enumerate() {
-                        *l = acc[k * hd_v + d];
-                    }
-                    *o = kqv_order.finish(l);
-                }
+                attn::reduce_rows(lanes, acc, out);
             })
         });
     }

@@ -159,17 +159,9 @@ pub fn swiglu(g: &mut [f32], u: &[f32]) {
     }
 }
 
-/// Horizontal sum of 16 lanes in GCC's `_mm512_reduce_add_ps` order
-/// (avx512fintrin.h `__MM512_REDUCE_OP`): upper 8 + lower 8, then 4 + 4,
-/// then lanes (0+2, 1+3), then the last pair.
-pub fn reduce16(a: &[f32; 16]) -> f32 {
-    let mut h = [0f32; 8];
-    for (i, h) in h.iter_mut().enumerate() {
-        *h = a[i + 8] + a[i];
-    }
-    let q = [h[4] + h[0], h[5] + h[1], h[6] + h[2], h[7] + h[3]];
-    (q[0] + q[2]) + (q[1] + q[3])
-}
+/// Horizontal sum of 16 lanes in GCC's `_mm512_reduce_add_ps` order; one
+/// copy, beside the attention orders that also use it.
+pub use shohin_quant::simd::attn::reduce16;
 
 /// How ggml-cpu sums an f16 `mul_mat` dot product, which decides its last
 /// bits (products of two f16 values are exact in f32, so only the order of
@@ -204,32 +196,6 @@ impl DotOrder {
             Self::TinyBlas => 16,
             Self::VecDot => 64,
         }
-    }
-
-    /// Combine `lanes()` accumulators into the sum.
-    pub fn finish(self, acc: &[f32]) -> f32 {
-        let mut l = [0f32; 16];
-        match self {
-            Self::TinyBlas => l.copy_from_slice(&acc[..16]),
-            Self::VecDot => {
-                for (i, l) in l.iter_mut().enumerate() {
-                    *l = (acc[i] + acc[32 + i]) + (acc[16 + i] + acc[48 + i]);
-                }
-            }
-        }
-        reduce16(&l)
-    }
-
-    /// `Σ a[j]·b[j]` in this order (`a`, `b` hold f16-exact values).
-    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0f32; 64];
-        let lanes = self.lanes();
-        for (ca, cb) in a.chunks(lanes).zip(b.chunks(lanes)) {
-            for ((s, x), y) in acc.iter_mut().zip(ca).zip(cb) {
-                *s += x * y;
-            }
-        }
-        self.finish(&acc[..lanes])
     }
 }
 
@@ -391,9 +357,19 @@ mod tests {
         // Expected bits from tools/drift/emulate_attn.py, whose orders
         // reproduce llama.cpp's kq/kqv tensors bit for bit; the three
         // orders give three different sums here.
+        use shohin_quant::simd::attn::{dot_in_order, scores_f16};
         let (a, b) = (lcg(1, 64, 300.0), lcg(1001, 64, 300.0));
-        assert_eq!(DotOrder::TinyBlas.dot(&a, &b).to_bits(), 0x4588_a666);
-        assert_eq!(DotOrder::VecDot.dot(&a, &b).to_bits(), 0x4588_a664);
+        let b16: Vec<half::f16> = b.iter().map(|&v| half::f16::from_f32(v)).collect();
+        for (order, bits) in [
+            (DotOrder::TinyBlas, 0x4588_a666),
+            (DotOrder::VecDot, 0x4588_a664),
+        ] {
+            assert_eq!(dot_in_order(order.lanes(), &a, &b).to_bits(), bits);
+            // The vector path of attention (whatever this CPU runs).
+            let mut s = [0f32; 1];
+            scores_f16(order.lanes(), &a, &b16, 64, 1.0, &mut s);
+            assert_eq!(s[0].to_bits(), bits, "{order:?}");
+        }
         let seq: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert_eq!(seq.to_bits(), 0x4588_a674);
         assert_eq!(DotOrder::for_batch(2, 64), DotOrder::TinyBlas);

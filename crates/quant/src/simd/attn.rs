@@ -17,10 +17,11 @@
 
 use super::{isa, Isa};
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 
-/// ggml's `GGML_F32x16_REDUCE` tail (simd-mappings.h, AVX-512): pairwise
-/// halves, `a[i] + a[i + 8]`, then `+ 4`, then `(q0 + q2) + (q1 + q3)`.
+/// Horizontal sum of 16 lanes in GCC's `_mm512_reduce_add_ps` order
+/// (avx512fintrin.h `__MM512_REDUCE_OP`, which ggml's and llamafile's
+/// AVX-512 reductions compile to): upper 8 + lower 8, then 4 + 4, then
+/// lanes (0+2, 1+3), then the last pair.
 pub fn reduce16(a: &[f32; 16]) -> f32 {
     let mut h = [0f32; 8];
     for (i, h) in h.iter_mut().enumerate() {
@@ -79,10 +80,12 @@ pub fn scores_f16(
         // is bounded by the assert above.
         return unsafe { x86::scores(lanes, q, keys, stride, scale, out) };
     }
-    let mut k = vec![0f32; hd];
     for (j, o) in out.iter_mut().enumerate() {
-        keys[j * stride..][..hd].convert_to_f32_slice(&mut k);
-        *o = dot_in_order(lanes, q, &k) * scale;
+        let mut acc = [0f32; 64];
+        for (i, (x, y)) in q.iter().zip(&keys[j * stride..][..hd]).enumerate() {
+            acc[i % lanes] += x * y.to_f32();
+        }
+        *o = reduce_lanes(&acc[..lanes]) * scale;
     }
 }
 
@@ -91,18 +94,19 @@ pub fn scores_f16(
 /// `[lanes][out.len()]`).
 pub fn reduce_rows(lanes: usize, acc: &[f32], out: &mut [f32]) {
     let n = out.len();
+    assert!(lanes == 16 || lanes == 64);
     assert_eq!(acc.len(), lanes * n);
     #[cfg(target_arch = "x86_64")]
     if isa() >= Isa::Avx512 && (lanes == 16 || lanes == 64) && n.is_multiple_of(16) {
         // SAFETY: AVX-512 F was detected; `acc` holds `lanes` rows of `n`.
         return unsafe { x86::reduce_rows(lanes, acc, out) };
     }
-    let mut l = vec![0f32; lanes];
+    let mut l = [0f32; 64];
     for (d, o) in out.iter_mut().enumerate() {
-        for (k, l) in l.iter_mut().enumerate() {
+        for (k, l) in l[..lanes].iter_mut().enumerate() {
             *l = acc[k * n + d];
         }
-        *o = reduce_lanes(&l);
+        *o = reduce_lanes(&l[..lanes]);
     }
 }
 
