@@ -46,6 +46,8 @@ pub enum EngineError {
     EmptyPrompt,
     #[error("{0}")]
     ThreadPool(String),
+    #[error("{0}")]
+    BadCacheType(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,33 +1,184 @@
 //! Key/value cache: per layer, `n_ctx` rows of the concatenated kv heads,
-//! stored as f16 (llama.cpp's default `--cache-type-k/v f16`).
+//! stored as f16 by default (llama.cpp's default `--cache-type-k/v f16`),
+//! or f32, or `Q8_0` (34 bytes per 32 values: 0.53x of f16), chosen for K
+//! and V separately as llama.cpp's `-ctk` / `-ctv` do.
 
+use crate::error::{EngineError, Result};
 use half::f16;
+use shohin_quant::{kernels, GgmlType};
+use std::str::FromStr;
+
+/// How the cache stores keys or values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CacheType {
+    F32,
+    #[default]
+    F16,
+    /// ggml's `Q8_0` blocks (q8_0.rs): an f16 scale and 32 int8 per block,
+    /// quantized per head row (the head size must be a multiple of 32).
+    Q8_0,
+}
+
+impl CacheType {
+    pub const ALL: [CacheType; 3] = [CacheType::F32, CacheType::F16, CacheType::Q8_0];
+
+    /// The name llama.cpp's `-ctk` / `-ctv` and llama-bench's `type_k` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheType::F32 => "f32",
+            CacheType::F16 => "f16",
+            CacheType::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Bytes of one cache row of `dim` values.
+    fn row_bytes(self, dim: usize) -> usize {
+        match self {
+            CacheType::F32 => 4 * dim,
+            CacheType::F16 => 2 * dim,
+            CacheType::Q8_0 => dim / 32 * 34,
+        }
+    }
+}
+
+impl FromStr for CacheType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown cache type `{s}` (choose f32, f16 or q8_0)"))
+    }
+}
+
+impl std::fmt::Display for CacheType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The types of the K and V caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KvTypes {
+    pub k: CacheType,
+    pub v: CacheType,
+}
+
+impl KvTypes {
+    /// The block size of the Walsh-Hadamard rotation applied to q and k
+    /// (`k`) or to v and the attention output (`v`) before a quantized
+    /// cache stores them, as llama.cpp does (llama-kv-cache.cpp
+    /// `attn_rot_k` / `attn_rot_v`: quantized type, head size a multiple of
+    /// 64; K rotated in the largest power-of-two block dividing the head
+    /// size, V in blocks of 64). Rotation spreads outlier channels (the
+    /// qwen2 K bias) over a block so that one `Q8_0` scale fits them; dot
+    /// products are unchanged by it. `None`: no rotation.
+    pub fn rotation(t: CacheType, head_dim: usize, is_k: bool) -> Option<usize> {
+        if t != CacheType::Q8_0 || !head_dim.is_multiple_of(64) {
+            return None;
+        }
+        let mut n = 64;
+        while is_k && head_dim.is_multiple_of(2 * n) {
+            n *= 2;
+        }
+        Some(n)
+    }
+
+    /// Refuse a type the head sizes cannot be stored in (`Q8_0` needs
+    /// whole blocks of 32 per head).
+    pub fn check(self, head_dim: usize, head_dim_v: usize) -> Result<()> {
+        for (what, t, hd) in [("k", self.k, head_dim), ("v", self.v, head_dim_v)] {
+            if t == CacheType::Q8_0 && !hd.is_multiple_of(32) {
+                return Err(EngineError::BadCacheType(format!(
+                    "--cache-type-{what} q8_0 needs a head size that is a multiple of 32; this model's is {hd}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One layer's rows of one of K or V.
+#[derive(Debug)]
+enum Rows {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Q8_0(Vec<u8>),
+}
+
+/// The first `n` rows of a layer's K or V, in their stored type.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowsRef<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    /// `Q8_0` blocks, `dim / 32` per row.
+    Q8_0(&'a [u8]),
+}
+
+impl Rows {
+    fn new(t: CacheType, len: usize) -> Self {
+        match t {
+            CacheType::F32 => Rows::F32(vec![0.0; len]),
+            CacheType::F16 => Rows::F16(vec![f16::ZERO; len]),
+            CacheType::Q8_0 => Rows::Q8_0(vec![0; len / 32 * 34]),
+        }
+    }
+
+    /// Write row `pos` (`src.len()` values).
+    fn store(&mut self, pos: usize, src: &[f32]) {
+        let dim = src.len();
+        match self {
+            Rows::F32(r) => r[pos * dim..(pos + 1) * dim].copy_from_slice(src),
+            Rows::F16(r) => {
+                for (d, &s) in r[pos * dim..(pos + 1) * dim].iter_mut().zip(src) {
+                    *d = f16::from_f32(s);
+                }
+            }
+            Rows::Q8_0(r) => {
+                let rb = dim / 32 * 34;
+                (kernels(GgmlType::Q8_0).quantize)(src, &mut r[pos * rb..(pos + 1) * rb]);
+            }
+        }
+    }
+
+    fn first(&self, n: usize, dim: usize) -> RowsRef<'_> {
+        match self {
+            Rows::F32(r) => RowsRef::F32(&r[..n * dim]),
+            Rows::F16(r) => RowsRef::F16(&r[..n * dim]),
+            Rows::Q8_0(r) => RowsRef::Q8_0(&r[..n * (dim / 32 * 34)]),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct KvCache {
     n_ctx: usize,
     k_dim: usize,
     v_dim: usize,
+    types: KvTypes,
     /// Per layer: `[n_ctx][k_dim]`.
-    k: Vec<Vec<f16>>,
+    k: Vec<Rows>,
     /// Per layer: `[n_ctx][v_dim]`.
-    v: Vec<Vec<f16>>,
+    v: Vec<Rows>,
     /// Positions filled (the same for every layer once a forward completes).
     len: usize,
 }
 
 impl KvCache {
-    /// Sized by the caller from `--ctx-size`, never from file metadata alone.
-    pub fn new(n_layer: usize, n_ctx: usize, k_dim: usize, v_dim: usize) -> Self {
+    /// Sized by the caller from `--ctx-size`, never from file metadata
+    /// alone. `Q8_0` rows need `k_dim` / `v_dim` in whole blocks (checked
+    /// per head by [`KvTypes::check`] at the model).
+    pub fn new(n_layer: usize, n_ctx: usize, k_dim: usize, v_dim: usize, types: KvTypes) -> Self {
         Self {
             n_ctx,
             k_dim,
             v_dim,
+            types,
             k: (0..n_layer)
-                .map(|_| vec![f16::ZERO; n_ctx * k_dim])
+                .map(|_| Rows::new(types.k, n_ctx * k_dim))
                 .collect(),
             v: (0..n_layer)
-                .map(|_| vec![f16::ZERO; n_ctx * v_dim])
+                .map(|_| Rows::new(types.v, n_ctx * v_dim))
                 .collect(),
             len: 0,
         }
@@ -42,6 +193,9 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    pub fn types(&self) -> KvTypes {
+        self.types
+    }
     /// Forget everything after `len` positions (new conversation or rewind).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
@@ -53,26 +207,109 @@ impl KvCache {
 
     /// Store k and v rows of `layer` at position `pos`.
     pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let kd = &mut self.k[layer][pos * self.k_dim..(pos + 1) * self.k_dim];
-        for (d, &s) in kd.iter_mut().zip(k) {
-            *d = f16::from_f32(s);
-        }
-        let vd = &mut self.v[layer][pos * self.v_dim..(pos + 1) * self.v_dim];
-        for (d, &s) in vd.iter_mut().zip(v) {
-            *d = f16::from_f32(s);
-        }
+        assert_eq!((k.len(), v.len()), (self.k_dim, self.v_dim));
+        self.k[layer].store(pos, k);
+        self.v[layer].store(pos, v);
     }
 
     /// Keys of `layer` for positions `0..n`, row-major `[n][k_dim]`.
-    pub(crate) fn keys(&self, layer: usize, n: usize) -> &[f16] {
-        &self.k[layer][..n * self.k_dim]
+    pub(crate) fn keys(&self, layer: usize, n: usize) -> RowsRef<'_> {
+        self.k[layer].first(n, self.k_dim)
     }
-    pub(crate) fn values(&self, layer: usize, n: usize) -> &[f16] {
-        &self.v[layer][..n * self.v_dim]
+    pub(crate) fn values(&self, layer: usize, n: usize) -> RowsRef<'_> {
+        self.v[layer].first(n, self.v_dim)
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.k.len() * self.n_ctx * (self.k_dim + self.v_dim) * 2
+        let per_pos = self.types.k.row_bytes(self.k_dim) + self.types.v.row_bytes(self.v_dim);
+        self.k.len() * self.n_ctx * per_pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seed: usize, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0 - 1.0) * 3.0)
+            .collect()
+    }
+
+    /// Each type stores what its format holds: f32 as is, f16 rounded,
+    /// `Q8_0` as the scalar reference quantizer's blocks (an independent
+    /// implementation from the SIMD one the cache uses).
+    #[test]
+    fn rows_round_trip_per_type() {
+        let (kd, vd) = (64, 128);
+        for t in CacheType::ALL {
+            let types = KvTypes { k: t, v: t };
+            let mut c = KvCache::new(2, 3, kd, vd, types);
+            for pos in 0..3 {
+                c.store(1, pos, &row(pos, kd), &row(pos + 10, vd));
+            }
+            c.set_len(3);
+            for pos in 0..3 {
+                let (k, v) = (row(pos, kd), row(pos + 10, vd));
+                match (c.keys(1, 3), c.values(1, 3)) {
+                    (RowsRef::F32(kr), RowsRef::F32(vr)) => {
+                        assert_eq!(&kr[pos * kd..][..kd], &k[..]);
+                        assert_eq!(&vr[pos * vd..][..vd], &v[..]);
+                    }
+                    (RowsRef::F16(kr), RowsRef::F16(_)) => {
+                        for (a, b) in kr[pos * kd..][..kd].iter().zip(&k) {
+                            assert_eq!(a.to_bits(), f16::from_f32(*b).to_bits());
+                        }
+                    }
+                    (RowsRef::Q8_0(kr), RowsRef::Q8_0(vr)) => {
+                        let q = shohin_quant::scalar_kernels(GgmlType::Q8_0).quantize;
+                        let mut want = vec![0u8; kd / 32 * 34];
+                        q(&k, &mut want);
+                        assert_eq!(&kr[pos * want.len()..][..want.len()], &want[..]);
+                        let mut want = vec![0u8; vd / 32 * 34];
+                        q(&v, &mut want);
+                        assert_eq!(&vr[pos * want.len()..][..want.len()], &want[..]);
+                    }
+                    _ => panic!("{t}: K and V stored in different types"),
+                }
+            }
+            let per_value = match t {
+                CacheType::F32 => 4.0,
+                CacheType::F16 => 2.0,
+                CacheType::Q8_0 => 34.0 / 32.0,
+            };
+            assert_eq!(c.bytes() as f64, 2.0 * 3.0 * (kd + vd) as f64 * per_value);
+        }
+    }
+
+    /// llama.cpp's rule: quantized type and head size % 64; K in the
+    /// largest power-of-two block dividing the head, V in 64s.
+    #[test]
+    fn rotation_blocks_follow_llama_cpp() {
+        use CacheType::*;
+        assert_eq!(KvTypes::rotation(Q8_0, 64, true), Some(64));
+        assert_eq!(KvTypes::rotation(Q8_0, 128, true), Some(128));
+        assert_eq!(KvTypes::rotation(Q8_0, 192, true), Some(64));
+        assert_eq!(KvTypes::rotation(Q8_0, 128, false), Some(64));
+        assert_eq!(KvTypes::rotation(Q8_0, 96, true), None);
+        assert_eq!(KvTypes::rotation(F16, 128, true), None);
+        assert_eq!(KvTypes::rotation(F32, 128, false), None);
+    }
+
+    #[test]
+    fn names_parse_and_bad_names_are_refused() {
+        for t in CacheType::ALL {
+            assert_eq!(t.name().parse::<CacheType>(), Ok(t));
+        }
+        let e = "q4_0".parse::<CacheType>().unwrap_err();
+        assert!(e.contains("q4_0") && e.contains("f16"), "{e}");
+        let t = KvTypes {
+            k: CacheType::Q8_0,
+            v: CacheType::F16,
+        };
+        assert!(t.check(64, 80).is_ok());
+        let e = t.check(80, 64).unwrap_err().to_string();
+        assert!(e.contains("cache-type-k") && e.contains("80"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! shohin's engine: backends, the qwen2/qwen3 model, KV cache, tokenizer
 //! and chat glue, sampler and generator. Knows nothing of the CLI/server.
 
+mod attention;
 pub mod backend;
 pub mod config;
 pub mod error;

@@ -2,16 +2,14 @@
 //! top to bottom like llama2.c's `forward`: shapes are in the comments
 //! (`n` = tokens in the batch, `d` = n_embd).
 
+use crate::attention;
 use crate::backend::Backend;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvTypes};
 use crate::ops;
 use crate::weights::Weights;
-use half::f16;
-use rayon::prelude::*;
 use shohin_gguf::GgufFile;
-use shohin_quant::simd::attn;
 use std::sync::Mutex;
 
 /// Tokens per forward chunk during prompt processing (llama.cpp's n_ubatch).
@@ -23,6 +21,8 @@ pub struct Model {
     pub config: ModelConfig,
     pub weights: Weights,
     pub backend: Box<dyn Backend>,
+    /// How new caches store keys and values (`--cache-type-k/-v`).
+    kv_types: KvTypes,
     /// Activation buffers reused by every forward pass.
     work: Mutex<Workspace>,
 }
@@ -41,19 +41,6 @@ struct Workspace {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<(f32, f32)>,
-}
-
-/// Per-thread buffers of one attention task (a token and head), reused so
-/// that attention allocates nothing per task.
-#[derive(Default)]
-struct AttnScratch {
-    qh: Vec<f32>,
-    probs: Vec<f32>,
-    acc: Vec<f32>,
-}
-
-thread_local! {
-    static ATTN_SCRATCH: std::cell::RefCell<AttnScratch> = std::cell::RefCell::default();
 }
 
 /// `buf` as `len` values (contents unspecified: every user overwrites them).
@@ -75,6 +62,7 @@ impl Model {
             config,
             weights,
             backend,
+            kv_types: KvTypes::default(),
             work: Mutex::new(Workspace::default()),
         })
     }
@@ -83,10 +71,22 @@ impl Model {
         self.weights.n_vocab
     }
 
+    /// Store keys and values of new caches as `t` (default f16); an error
+    /// if this model's head sizes do not fit the type.
+    pub fn set_kv_types(&mut self, t: KvTypes) -> Result<()> {
+        t.check(self.config.head_dim, self.config.head_dim_v)?;
+        self.kv_types = t;
+        Ok(())
+    }
+
+    pub fn kv_types(&self) -> KvTypes {
+        self.kv_types
+    }
+
     /// A cache for `n_ctx` positions.
     pub fn new_cache(&self, n_ctx: usize) -> KvCache {
         let c = &self.config;
-        KvCache::new(c.n_layer, n_ctx, c.k_dim(), c.v_dim())
+        KvCache::new(c.n_layer, n_ctx, c.k_dim(), c.v_dim(), self.kv_types)
     }
 
     /// Run `tokens` at positions `cache.len()..`, append them to the cache
@@ -206,6 +206,17 @@ impl Model {
                     }
                 }
             }
+            // A quantized cache stores rotated q/k (and v, un-rotated in the
+            // output): see KvTypes::rotation.
+            let kv = cache.types();
+            if let Some(nr) = KvTypes::rotation(kv.k, hd, true) {
+                q.chunks_mut(nr).for_each(ops::hadamard);
+                k.chunks_mut(nr).for_each(ops::hadamard);
+            }
+            let v_rot = KvTypes::rotation(kv.v, hd_v, false);
+            if let Some(nr) = v_rot {
+                v.chunks_mut(nr).for_each(ops::hadamard);
+            }
             for t in 0..n {
                 cache.store(
                     il,
@@ -215,6 +226,9 @@ impl Model {
                 );
             }
             self.attention(cache, il, pos0, n, q, att);
+            if let Some(nr) = v_rot {
+                att.chunks_mut(nr).for_each(ops::hadamard);
+            }
             be.matmul(l.wo.view(f), att, n, proj);
             ops::add_inplace(x, proj);
 
@@ -232,16 +246,7 @@ impl Model {
         cache.set_len(pos0 + n);
     }
 
-    /// Causal attention of `n` queries (positions `pos0..pos0+n`) over the
-    /// cache, one task per (token, head). q: [n][n_head*hd] → att: [n][n_head*hd_v].
-    ///
-    /// The arithmetic is llama.cpp's non-flash path (llama-graph.cpp
-    /// build_attn_mha) to the bit, for its AVX-512 build: `kq = mul_mat(k_f16,
-    /// q)` rounds q to f16 and sums each dot in ggml's order ([`ops::DotOrder`]:
-    /// tinyBLAS for a batch, `ggml_vec_dot_f16` for one token); `soft_max_ext`
-    /// scales, then [`ops::softmax_ggml`]; `mul_mat(v_f16, kq)` rounds the
-    /// probabilities to f16 and sums over positions in the same orders, with
-    /// position `j` accumulated into lane `j % lanes`.
+    /// Causal attention of layer `il` over the cache ([`attention`]).
     fn attention(
         &self,
         cache: &KvCache,
@@ -251,45 +256,6 @@ impl Model {
         q: &[f32],
         att: &mut [f32],
     ) {
-        let c = &self.config;
-        let (hd, hd_v) = (c.head_dim, c.head_dim_v);
-        let group = c.n_head / c.n_head_kv;
-        let (kd, vd) = (c.k_dim(), c.v_dim());
-        let keys = cache.keys(il, pos0 + n);
-        let values = cache.values(il, pos0 + n);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let kq_order = ops::DotOrder::for_batch(n, hd);
-        // ggml's KV length is padded to a multiple of 256 (llama-kv-cache.cpp
-        // get_n_kv), so the probability dot is always a multiple of 16 long.
-        let kqv_order = ops::DotOrder::for_batch(n, 256);
-        let lanes = kqv_order.lanes();
-        att.par_chunks_mut(hd_v).enumerate().for_each(|(i, out)| {
-            ATTN_SCRATCH.with_borrow_mut(|s| {
-                let (t, head) = (i / c.n_head, i % c.n_head);
-                let kvh = head / group;
-                let n_kv = pos0 + t + 1;
-                let AttnScratch { qh, probs, acc } = s;
-                qh.clear();
-                qh.extend(
-                    q[t * c.q_dim() + head * hd..][..hd]
-                        .iter()
-                        .map(|&x| f16::from_f32(x).to_f32()),
-                );
-                probs.resize(n_kv, 0.0);
-                attn::scores_f16(kq_order.lanes(), qh, &keys[kvh * hd..], kd, scale, probs);
-                ops::softmax_ggml(probs);
-                // acc[l][d]: lane l of the dot for output dim d.
-                acc.clear();
-                acc.resize(lanes * hd_v, 0.0);
-                for (j, &p) in probs.iter().enumerate() {
-                    let p = f16::from_f32(p).to_f32();
-                    let row = &mut acc[(j % lanes) * hd_v..][..hd_v];
-                    // p·v is exact in f32 (f16 × f16), so the FMA of axpy_f16
-                    // rounds like ggml's.
-                    attn::axpy_f16(row, p, &values[j * vd + kvh * hd_v..][..hd_v]);
-                }
-                attn::reduce_rows(lanes, acc, out);
-            })
-        });
+        attention::attend(&self.config, cache, il, pos0, n, q, att);
     }
 }

@@ -224,6 +224,29 @@ pub fn softmax_ggml(s: &mut [f32]) {
     }
 }
 
+/// `x ← H·x` for the orthonormal Walsh-Hadamard matrix of size `x.len()`
+/// (a power of two; Sylvester order `H₂ₛ = [[H, H], [H, −H]] / √2`, as
+/// llama-kv-cache.cpp `ggml_gen_hadamard` builds it): the fast transform's
+/// butterflies, then `1/√n`. `H·H = I`, so applying it twice restores `x`.
+pub fn hadamard(x: &mut [f32]) {
+    let n = x.len();
+    debug_assert!(n.is_power_of_two());
+    let mut h = 1;
+    while h < n {
+        for blk in x.chunks_mut(2 * h) {
+            let (a, b) = blk.split_at_mut(h);
+            for (a, b) in a.iter_mut().zip(b) {
+                (*a, *b) = (*a + *b, *a - *b);
+            }
+        }
+        h *= 2;
+    }
+    let s = 1.0 / (n as f32).sqrt();
+    for v in x {
+        *v *= s;
+    }
+}
+
 pub fn add_inplace(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
         *a += b;
@@ -375,6 +398,39 @@ mod tests {
         assert_eq!(DotOrder::for_batch(2, 64), DotOrder::TinyBlas);
         assert_eq!(DotOrder::for_batch(1, 64), DotOrder::VecDot);
         assert_eq!(DotOrder::for_batch(5, 40), DotOrder::VecDot);
+    }
+
+    /// The fast transform is the product with ggml_gen_hadamard's matrix
+    /// (built here by its recursion), and its own inverse.
+    #[test]
+    fn hadamard_is_the_sylvester_matrix_and_an_involution() {
+        for n in [64usize, 128] {
+            let mut m = vec![0f64; n * n];
+            m[0] = 1.0 / (n as f64).sqrt();
+            let mut s = 1;
+            while s < n {
+                for i in 0..s {
+                    for j in 0..s {
+                        let v = m[i * n + j];
+                        m[(i + s) * n + j] = v;
+                        m[i * n + j + s] = v;
+                        m[(i + s) * n + j + s] = -v;
+                    }
+                }
+                s *= 2;
+            }
+            let x = lcg(9, n, 10.0);
+            let mut y = x.clone();
+            hadamard(&mut y);
+            for i in 0..n {
+                let want: f64 = (0..n).map(|j| m[i * n + j] * f64::from(x[j])).sum();
+                assert!((f64::from(y[i]) - want).abs() < 1e-4, "n {n} row {i}");
+            }
+            hadamard(&mut y);
+            for (a, b) in y.iter().zip(&x) {
+                assert!((a - b).abs() < 1e-4);
+            }
+        }
     }
 
     #[test]

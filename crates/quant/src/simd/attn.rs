@@ -89,6 +89,49 @@ pub fn scores_f16(
     }
 }
 
+/// Attention scores over f32 keys: `out[j] = dot(q, k_j) · scale`, each
+/// product fused into its lane (`fma`, as ggml's f32 `mul_mat` does:
+/// tinyBLAS `madd` / `GGML_F32_VEC_FMA`), lanes as in [`scores_f16`].
+pub fn scores_f32(
+    lanes: usize,
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    if let Some(last) = out.len().checked_sub(1) {
+        assert!(last * stride + hd <= keys.len(), "keys too short");
+    }
+    assert!(lanes == 16 || lanes == 64);
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx512 && hd.is_multiple_of(lanes) {
+        // SAFETY: AVX-512 F was detected; key reads bounded above.
+        return unsafe { x86::scores_f32(lanes, q, keys, stride, scale, out) };
+    }
+    for (j, o) in out.iter_mut().enumerate() {
+        let mut acc = [0f32; 64];
+        for (i, (x, y)) in q.iter().zip(&keys[j * stride..][..hd]).enumerate() {
+            acc[i % lanes] = x.mul_add(*y, acc[i % lanes]);
+        }
+        *o = reduce_lanes(&acc[..lanes]) * scale;
+    }
+}
+
+/// `y[i] = fma(alpha, x[i], y[i])`: one rounding, as ggml's f32 products.
+pub fn axpy_f32(y: &mut [f32], alpha: f32, x: &[f32]) {
+    assert_eq!(y.len(), x.len());
+    #[cfg(target_arch = "x86_64")]
+    if isa() >= Isa::Avx2 {
+        // SAFETY: isa() >= Avx2 means AVX2 and FMA were detected.
+        return unsafe { x86::axpy_f32(y, alpha, x) };
+    }
+    for (o, v) in y.iter_mut().zip(x) {
+        *o = alpha.mul_add(*v, *o);
+    }
+}
+
 /// `out[d] = reduce_lanes(acc[0][d], acc[1][d], …)`: the sums of `lanes`
 /// (16 or 64) accumulator rows of `out.len()` values each (`acc` is
 /// `[lanes][out.len()]`).
@@ -238,6 +281,64 @@ mod x86 {
     }
 
     /// # Safety
+    /// Needs AVX2 and FMA; `y.len() == x.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn axpy_f32(y: &mut [f32], alpha: f32, x: &[f32]) {
+        let n = y.len();
+        let va = _mm256_set1_ps(alpha);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n = y.len() = x.len().
+            unsafe {
+                let vx = _mm256_loadu_ps(x.as_ptr().add(i));
+                let vy = _mm256_loadu_ps(y.as_ptr().add(i));
+                _mm256_storeu_ps(y.as_mut_ptr().add(i), _mm256_fmadd_ps(va, vx, vy));
+            }
+            i += 8;
+        }
+        for j in i..n {
+            y[j] = alpha.mul_add(x[j], y[j]);
+        }
+    }
+
+    /// # Safety
+    /// AVX-512 F; `q.len()` a multiple of `lanes` (16 or 64); every key
+    /// `keys[j·stride..][..q.len()]`, `j < out.len()`, in bounds.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scores_f32(
+        lanes: usize,
+        q: &[f32],
+        keys: &[f32],
+        stride: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let hd = q.len();
+        let (qp, kp) = (q.as_ptr(), keys.as_ptr());
+        for (j, o) in out.iter_mut().enumerate() {
+            // SAFETY: key `j` is in bounds (caller).
+            let k = unsafe { kp.add(j * stride) };
+            // SAFETY: i + 16 <= hd for both rows.
+            let load =
+                |i: usize| unsafe { (_mm512_loadu_ps(qp.add(i)), _mm512_loadu_ps(k.add(i))) };
+            let mut a = [_mm512_setzero_ps(); 4];
+            let per = lanes / 16;
+            for i in (0..hd).step_by(lanes) {
+                for (r, a) in a[..per].iter_mut().enumerate() {
+                    let (x, y) = load(i + 16 * r);
+                    *a = _mm512_fmadd_ps(x, y, *a);
+                }
+            }
+            let sum = if lanes == 16 {
+                a[0]
+            } else {
+                _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]))
+            };
+            *o = reduce16(sum) * scale;
+        }
+    }
+
+    /// # Safety
     /// AVX-512 F; `lanes` 16 or 64, `out.len()` a multiple of 16, `acc`
     /// `lanes` rows of `out.len()`.
     #[target_feature(enable = "avx512f")]
@@ -329,6 +430,45 @@ mod tests {
                     let want = dot_in_order(lanes, &q, &k) * 0.125;
                     assert_eq!(g.to_bits(), want.to_bits(), "lanes {lanes} hd {hd} key {j}");
                 }
+            }
+        }
+    }
+
+    /// f32 keys: the vector path is the scalar fused order's bits; values
+    /// are not f16-exact, so fused and unfused products would differ.
+    #[test]
+    fn f32_scores_and_axpy_are_the_fused_orders_bits() {
+        let mut r = rng(13);
+        for lanes in [16, 64] {
+            for hd in [64, 128] {
+                let (n, stride) = (23, 2 * hd);
+                let q: Vec<f32> = (0..hd).map(|i| r() * (1 << (i % 9)) as f32).collect();
+                let keys: Vec<f32> = (0..n * stride)
+                    .map(|i| r() * (1 << (i % 7)) as f32)
+                    .collect();
+                let mut got = vec![0f32; n];
+                scores_f32(lanes, &q, &keys[hd..], stride, 0.125, &mut got);
+                for (j, g) in got.iter().enumerate() {
+                    let mut acc = [0f32; 64];
+                    for (i, (x, y)) in q.iter().zip(&keys[hd + j * stride..][..hd]).enumerate() {
+                        acc[i % lanes] = x.mul_add(*y, acc[i % lanes]);
+                    }
+                    let want = reduce_lanes(&acc[..lanes]) * 0.125;
+                    assert_eq!(g.to_bits(), want.to_bits(), "lanes {lanes} hd {hd} key {j}");
+                }
+            }
+        }
+        for n in 0..40 {
+            let x: Vec<f32> = (0..n).map(|_| r()).collect();
+            let mut y: Vec<f32> = (0..n).map(|_| r()).collect();
+            let want: Vec<f32> = y
+                .iter()
+                .zip(&x)
+                .map(|(y, x)| 0.3f32.mul_add(*x, *y))
+                .collect();
+            axpy_f32(&mut y, 0.3, &x);
+            for (g, w) in y.iter().zip(&want) {
+                assert_eq!(g.to_bits(), w.to_bits(), "n={n}");
             }
         }
     }
