@@ -1,7 +1,53 @@
 //! Command-line flags, named as llama.cpp's tools name them where they overlap.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use shohin_engine::kv_cache::{CacheType, KvTypes};
 use std::path::PathBuf;
+
+/// llama.cpp spells some flags with one dash and several letters (`-ctk`),
+/// which clap cannot parse; they are rewritten to the long flags first.
+pub fn llama_cpp_spellings(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    args.map(|a| match a.to_str() {
+        Some("-ctk") => "--cache-type-k".into(),
+        Some("-ctv") => "--cache-type-v".into(),
+        _ => a,
+    })
+    .collect()
+}
+
+fn cache_type() -> impl TypedValueParser<Value = CacheType> {
+    let names = CacheType::ALL.map(|t| t.name());
+    PossibleValuesParser::new(names).map(|s| s.parse::<CacheType>().expect("a listed name"))
+}
+
+/// KV cache storage (llama.cpp's `-ctk` / `-ctv`).
+#[derive(Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// KV cache type for keys and values: f16 (default), f32, or q8_0 (about
+    /// half the memory of f16; q, k and v are rotated by a Hadamard block
+    /// first, as llama.cpp does).
+    #[arg(long = "cache-type", value_name = "TYPE", value_parser = cache_type())]
+    pub cache_type: Option<CacheType>,
+    /// KV cache type for keys only (overrides --cache-type; also -ctk).
+    #[arg(long = "cache-type-k", value_name = "TYPE", value_parser = cache_type())]
+    pub cache_type_k: Option<CacheType>,
+    /// KV cache type for values only (overrides --cache-type; also -ctv).
+    #[arg(long = "cache-type-v", value_name = "TYPE", value_parser = cache_type())]
+    pub cache_type_v: Option<CacheType>,
+}
+
+impl CacheArgs {
+    pub fn types(&self) -> KvTypes {
+        let both = self.cache_type.unwrap_or_default();
+        KvTypes {
+            k: self.cache_type_k.unwrap_or(both),
+            v: self.cache_type_v.unwrap_or(both),
+        }
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +90,8 @@ pub struct ModelArgs {
     /// --no-repack; slower, for comparison and bisecting).
     #[arg(long = "no-repack", visible_alias = "nr")]
     pub no_repack: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -183,4 +231,6 @@ pub struct BenchArgs {
     /// --no-repack; slower, for comparison and bisecting).
     #[arg(long = "no-repack", visible_alias = "nr")]
     pub no_repack: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }

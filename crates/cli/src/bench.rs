@@ -65,7 +65,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     let backend = CpuBackend::new(a.threads)?.with_repack(!a.no_repack);
     let threads = shohin_engine::backend::Backend::n_threads(&backend);
-    let model = Model::load(file, Box::new(backend)).with_context(|| label.clone())?;
+    let mut model = Model::load(file, Box::new(backend)).with_context(|| label.clone())?;
+    model
+        .set_kv_types(a.cache.types())
+        .with_context(|| label.clone())?;
     let n_vocab = model.n_vocab() as u32;
     let n_ctx = a.n_prompt.max(a.n_gen).max(1);
     if n_ctx > model.config.n_ctx_train {
@@ -162,6 +165,7 @@ fn report(
         main_ty
     );
     let isa = shohin_quant::simd::isa().name();
+    let kv = model.kv_types();
     if a.json {
         let arr: Vec<_> = results
             .iter()
@@ -174,7 +178,7 @@ fn report(
                     "model_filename": label, "model_type": model_type, "model_size": size,
                     "model_n_params": params, "backends": "CPU", "cpu_info": isa,
                     "n_threads": threads, "n_batch": shohin_engine::model::N_BATCH,
-                    "type_k": "f16", "type_v": "f16", "n_prompt": r.n_prompt, "n_gen": r.n_gen,
+                    "type_k": kv.k.name(), "type_v": kv.v.name(), "n_prompt": r.n_prompt, "n_gen": r.n_gen,
                     "avg_ns": avg_ns as u64, "stddev_ns": sd_ns as u64,
                     "avg_ts": avg_ts, "stddev_ts": sd_ts,
                     "samples_ns": r.samples_ns, "samples_ts": ts,

@@ -37,7 +37,8 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
         anyhow::Error::new(e).context(a.model.display().to_string())
     };
     let tokenizer = shohin_engine::vocab::load_tokenizer(&file).map_err(ctx)?;
-    let model = Model::load(file, Box::new(backend)).map_err(ctx)?;
+    let mut model = Model::load(file, Box::new(backend)).map_err(ctx)?;
+    model.set_kv_types(a.cache.types()).map_err(ctx)?;
     if tokenizer.n_vocab() > model.n_vocab() {
         anyhow::bail!(
             "{}: the tokenizer has {} tokens but token_embd.weight has {} rows",

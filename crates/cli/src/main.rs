@@ -12,7 +12,7 @@ mod tokenize;
 use clap::Parser;
 
 fn main() {
-    let cli = args::Cli::parse();
+    let cli = args::Cli::parse_from(args::llama_cpp_spellings(std::env::args_os()));
     let result = match cli.command {
         args::Command::Run(a) => run::run(a),
         args::Command::Chat(a) => chat::chat(a),

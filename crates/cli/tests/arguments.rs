@@ -112,7 +112,7 @@ fn zero_threads_means_all_cores() {
 fn unparsable_flags_exit_with_usage_code_2() {
     let model = s(&tiny());
     let m = model.as_str();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["run", "-m", m, "-p", "hi", "--ctx-size", "abc"],
             "--ctx-size",
@@ -123,6 +123,14 @@ fn unparsable_flags_exit_with_usage_code_2() {
         (&["run", "-p", "hi"], "--model"),
         (&["run", "-m", m], "--prompt"),
         (&["frobnicate"], "frobnicate"),
+        (
+            &["run", "-m", m, "-p", "hi", "--cache-type", "q4_0"],
+            "q8_0",
+        ),
+        (
+            &["run", "-m", m, "-p", "hi", "-ctk", "f64"],
+            "--cache-type-k",
+        ),
     ];
     for (args, needle) in cases {
         let out = shohin(args);

@@ -88,6 +88,35 @@ fn greedy_matches_llama_cpp_golden_without_repacking() {
     greedy_matches_golden(&["--no-repack"]);
 }
 
+/// The other KV cache types, llama.cpp's spellings included: the same
+/// greedy ids as llama.cpp's f16-cache golden (the engine's cache_types
+/// tests bound their logits), and `bench --json` reports the types.
+#[test]
+fn cache_types_keep_the_greedy_ids() {
+    let g = golden("tiny-q1_0_once.json");
+    let prompt = g["prompt"].as_str().expect("prompt");
+    let want = ids(&g["greedy_ids"]);
+    let n = want.len().to_string();
+    for flags in [
+        &["--cache-type", "f32"][..],
+        &["-ctk", "q8_0", "-ctv", "q8_0"],
+        &["--cache-type", "q8_0", "--cache-type-v", "f16"],
+    ] {
+        let mut args = vec!["-n", &n, "--temp", "0"];
+        args.extend_from_slice(flags);
+        let j = run_json(prompt, &args);
+        assert_eq!(ids(&j["tokens"]), want, "greedy ids with {flags:?}");
+    }
+    let model = s(&tiny());
+    let out = shohin(&[
+        "bench", "-m", &model, "-t", "1", "-p", "0", "-n", "2", "-r", "1", "--json", "-ctk", "q8_0",
+    ])
+    .ok();
+    let j: Value = serde_json::from_str(&out.stdout).expect("bench json");
+    assert_eq!(j[0]["type_k"], "q8_0", "{j}");
+    assert_eq!(j[0]["type_v"], "f16", "{j}");
+}
+
 fn greedy_matches_golden(extra: &[&str]) {
     let g = golden("tiny-q1_0_once.json");
     let prompt = g["prompt"].as_str().expect("prompt");
