@@ -21,16 +21,16 @@
 
 mod standard_support;
 
-use shohin_quant::simd::{detected, kernels_for, Isa};
+use shohin_quant::simd::{kernels_for, supported, Isa};
 use shohin_quant::{dequantize_row, scalar_kernels, GgmlType, Kernels};
 use standard_support::{cases, f32s, field, load, Rng, STANDARD};
 
 /// The SIMD levels to check (empty on a CPU without AVX2: the scalar
 /// kernels are then the only ones, covered by the other test files).
 fn levels() -> Vec<Isa> {
-    let l: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
+    let l: Vec<Isa> = [Isa::Neon, Isa::Avx2, Isa::Avx512]
         .into_iter()
-        .filter(|&l| l <= detected())
+        .filter(|&l| supported(l))
         .collect();
     if l.is_empty() {
         eprintln!("no SIMD level detected: nothing to compare");
@@ -186,10 +186,19 @@ fn check_dot(ty: GgmlType, level: Isa, w: &[u8], a: &[u8], simd: f32, scalar: f3
 #[test]
 fn simd_standard_kernels_are_installed() {
     for level in levels() {
-        for ty in BLOCK_FORMATS
-            .into_iter()
-            .chain([GgmlType::F32, GgmlType::F16])
-        {
+        // NEON has only the Q8_0 dot of these (simd/arm/mod.rs).
+        let (dots, quantizers): (Vec<GgmlType>, Vec<GgmlType>) = if level == Isa::Neon {
+            (vec![GgmlType::Q8_0], vec![])
+        } else {
+            (
+                BLOCK_FORMATS
+                    .into_iter()
+                    .chain([GgmlType::F32, GgmlType::F16])
+                    .collect(),
+                vec![GgmlType::Q8_0, GgmlType::Q8K],
+            )
+        };
+        for ty in dots {
             let (k, s) = (kernels_for(ty, level), scalar_kernels(ty));
             assert!(
                 !std::ptr::fn_addr_eq(k.vec_dot, s.vec_dot),
@@ -202,7 +211,7 @@ fn simd_standard_kernels_are_installed() {
                 level.name()
             );
         }
-        for ty in [GgmlType::Q8_0, GgmlType::Q8K] {
+        for ty in quantizers {
             let (k, s) = (kernels_for(ty, level), scalar_kernels(ty));
             assert!(!std::ptr::fn_addr_eq(k.quantize, s.quantize), "{ty}");
         }

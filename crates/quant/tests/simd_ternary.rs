@@ -28,7 +28,7 @@
 mod ternary_support;
 
 use half::f16;
-use shohin_quant::simd::{detected, kernels_for, Isa};
+use shohin_quant::simd::{kernels_for, supported, Isa};
 use shohin_quant::{dequantize_row, scalar_kernels, GgmlType, Kernels};
 use ternary_support::{q8_0r_from_parts, set_q8_0r_scale};
 
@@ -74,9 +74,9 @@ impl Rng {
 
 /// The levels to test: every SIMD level up to what the CPU has.
 fn levels() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512]
+    [Isa::Neon, Isa::Avx2, Isa::Avx512]
         .into_iter()
-        .filter(|&l| l <= detected())
+        .filter(|&l| supported(l))
         .collect()
 }
 
@@ -226,6 +226,10 @@ fn check_dot(ty: GgmlType, level: Isa, k: &Kernels, w: &[u8], a: &[u8], n: usize
 fn check_format(ty: GgmlType, seed: u64) {
     let vt = ty.vec_dot_type();
     for level in levels() {
+        if level == Isa::Neon && matches!(ty, GgmlType::TQ1_0 | GgmlType::TQ2_0) {
+            // No NEON kernel (kernels_are_installed): scalar there.
+            continue;
+        }
         let k = kernels_for(ty, level);
         let s = scalar_kernels(ty);
         assert_ne!(
@@ -246,6 +250,29 @@ fn check_format(ty: GgmlType, seed: u64) {
                     check_dot(ty, level, &k, &w, &a, n, &format!("w{wk} a{ak}"));
                 }
             }
+        }
+    }
+}
+
+/// Every level replaces the kernels it claims to (else the comparisons
+/// would compare the scalar code with itself): all six on x86, the
+/// `Q8_0R` ones on NEON (simd/arm/mod.rs).
+#[test]
+fn kernels_are_installed() {
+    for level in levels() {
+        let n = if level == Isa::Neon { 4 } else { FORMATS.len() };
+        for ty in &FORMATS[..n] {
+            let (k, s) = (kernels_for(*ty, level), scalar_kernels(*ty));
+            assert!(
+                !std::ptr::fn_addr_eq(k.vec_dot, s.vec_dot),
+                "{ty} {}",
+                level.name()
+            );
+            assert!(
+                !std::ptr::fn_addr_eq(k.vec_dot_multi, s.vec_dot_multi),
+                "{ty} {}",
+                level.name()
+            );
         }
     }
 }

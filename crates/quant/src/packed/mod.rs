@@ -230,6 +230,8 @@ impl PackedMatrix {
     }
 
     /// `u64` words per row group.
+    // Only the x86 kernels read packed words (elsewhere nothing packs).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn group_words(&self) -> usize {
         self.cols / self.format.group * self.format.block_words()
     }
@@ -346,10 +348,10 @@ impl PackedMatrix {
             "no packed {} kernel at {level:?} on this CPU",
             self.ty
         );
-        let gw = self.group_words();
-        let w = &self.data.as_slice()[groups.start * gw..groups.end * gw];
         #[cfg(target_arch = "x86_64")]
         {
+            let gw = self.group_words();
+            let w = &self.data.as_slice()[groups.start * gw..groups.end * gw];
             // SAFETY: the CPU has `level` (asserted above), which includes
             // each kernel's features; the asserts above bound every read of
             // `w`, `acts` and write of `band`.

@@ -25,6 +25,8 @@ impl Words {
         Some(Self { map, len })
     }
 
+    // Only the x86 kernels read packed words (elsewhere nothing packs).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) fn as_slice(&self) -> &[u64] {
         // SAFETY: the mapping is page-aligned (so aligned for u64), at least
         // `8·len` bytes long, zero-initialized by the OS, and borrowed for

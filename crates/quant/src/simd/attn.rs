@@ -15,6 +15,7 @@
 //! The AVX-512 versions run the same additions in the same order, lane
 //! for lane; the scalar ones are the reference they are tested against.
 
+#[cfg(target_arch = "x86_64")]
 use super::{isa, Isa};
 use half::f16;
 

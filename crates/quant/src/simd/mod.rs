@@ -2,7 +2,8 @@
 //! (`is_x86_feature_detected!`, no `target-cpu=native`); each format starts
 //! from its scalar reference and a SIMD module replaces the functions it has
 //! a faster version of. `SHOHIN_ISA=scalar` forces the references (for
-//! benchmarks and bisecting), `SHOHIN_ISA=avx2` caps x86 at AVX2.
+//! benchmarks and bisecting), `SHOHIN_ISA=avx2` caps x86 at AVX2. On
+//! aarch64 the level is NEON (part of the base architecture).
 
 pub mod attn;
 
@@ -12,10 +13,17 @@ use std::sync::OnceLock;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
-/// The instruction-set level kernels are chosen for.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod arm;
+
+/// The instruction-set level kernels are chosen for. Ordered so that
+/// capping with `min` works on either architecture: a CPU only ever has
+/// `Scalar` and the levels of its own architecture ([`supported`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     Scalar,
+    /// aarch64 NEON.
+    Neon,
     Avx2,
     Avx512,
 }
@@ -24,6 +32,7 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
+            Isa::Neon => "NEON",
             Isa::Avx2 => "AVX2",
             Isa::Avx512 => "AVX-512",
         }
@@ -49,9 +58,24 @@ pub fn detected() -> Isa {
     {
         x86::detected()
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        arm::detected()
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         Isa::Scalar
+    }
+}
+
+/// Whether this CPU has `level`: the scalar level, or a level of its own
+/// architecture up to [`detected`].
+pub fn supported(level: Isa) -> bool {
+    let d = detected();
+    match level {
+        Isa::Scalar => true,
+        Isa::Neon => d == Isa::Neon,
+        Isa::Avx2 | Isa::Avx512 => d >= Isa::Avx2 && level <= d,
     }
 }
 
@@ -78,6 +102,8 @@ pub fn kernels_for(ty: GgmlType, level: Isa) -> Kernels {
     let mut k = scalar_kernels(ty);
     #[cfg(target_arch = "x86_64")]
     x86::apply(ty, level.min(detected()), &mut k);
+    #[cfg(target_arch = "aarch64")]
+    arm::apply(ty, level.min(detected()), &mut k);
     let _ = level;
     k
 }

@@ -1,0 +1,173 @@
+//! NEON dot products (see `super`): the integer sum of each 32-value
+//! activation block by vector code, everything in `f32` exactly as the
+//! scalar references (q1_0.rs, q2_0.rs `vec_dot_g`, q8_0.rs) do it.
+
+use crate::fp16::read_f16;
+use core::arch::aarch64::*;
+
+/// `Q8_0R` planes: values per block, and the `(quants, scales, sums)`
+/// split of a row (q8_0r.rs).
+const QK: usize = 32;
+
+fn planes(a: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let nb = a.len() / (QK + 8);
+    let (q, rest) = a.split_at(QK * nb);
+    let (d, rest) = rest.split_at(4 * nb);
+    (q, d, &rest[..4 * nb])
+}
+
+fn f32_at(p: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]])
+}
+
+fn i32_at(p: &[u8], i: usize) -> i32 {
+    i32::from_le_bytes([p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]])
+}
+
+/// `Σ a[i]·b[i]` over 16 lanes into 4 `i32` lanes (exact).
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot16(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+    let hi = vmull_high_s8(a, b);
+    vpadalq_s16(vpadalq_s16(acc, lo), hi)
+}
+
+/// The 32 quants of activation block `k` of the quants plane `q`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn quants(q: &[u8], k: usize) -> (int8x16_t, int8x16_t) {
+    let b = &q[QK * k..QK * (k + 1)];
+    // SAFETY: `b` has 32 bytes; unaligned loads of 16.
+    unsafe {
+        (
+            vld1q_s8(b.as_ptr().cast()),
+            vld1q_s8(b[16..].as_ptr().cast()),
+        )
+    }
+}
+
+/// Signs of 32 weights (4 bytes, bit `j % 8` of byte `j / 8`, LSB first)
+/// as bytes 0/1, lanes 0..16 and 16..32.
+#[inline]
+#[target_feature(enable = "neon")]
+fn sign_bits(bits: [u8; 4]) -> (int8x16_t, int8x16_t) {
+    const LO: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+    const HI: [u8; 16] = [2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3];
+    const MASK: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    let v = vreinterpretq_u8_u32(vdupq_n_u32(u32::from_le_bytes(bits)));
+    // SAFETY: 16-byte constant arrays.
+    let (lo, hi, mask) = unsafe {
+        (
+            vld1q_u8(LO.as_ptr()),
+            vld1q_u8(HI.as_ptr()),
+            vld1q_u8(MASK.as_ptr()),
+        )
+    };
+    let one = vdupq_n_u8(1);
+    let bit = |idx| vreinterpretq_s8_u8(vandq_u8(vtstq_u8(vqtbl1q_u8(v, idx), mask), one));
+    (bit(lo), bit(hi))
+}
+
+/// 2-bit codes of 32 weights (8 bytes, weight `j` at bits `2·(j % 4)` of
+/// byte `j / 4`) as bytes 0..=3, lanes 0..16 and 16..32.
+#[inline]
+#[target_feature(enable = "neon")]
+fn codes(qs: [u8; 8]) -> (int8x16_t, int8x16_t) {
+    const LO: [u8; 16] = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3];
+    const HI: [u8; 16] = [4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7];
+    const SHIFT: [i8; 16] = [0, -2, -4, -6, 0, -2, -4, -6, 0, -2, -4, -6, 0, -2, -4, -6];
+    let v = vreinterpretq_u8_u64(vdupq_n_u64(u64::from_le_bytes(qs)));
+    // SAFETY: 16-byte constant arrays.
+    let (lo, hi, shift) = unsafe {
+        (
+            vld1q_u8(LO.as_ptr()),
+            vld1q_u8(HI.as_ptr()),
+            vld1q_s8(SHIFT.as_ptr()),
+        )
+    };
+    let three = vdupq_n_u8(3);
+    let code = |idx| vreinterpretq_s8_u8(vandq_u8(vshlq_u8(vqtbl1q_u8(v, idx), shift), three));
+    (code(lo), code(hi))
+}
+
+/// `Q1_0` (128 weights, f16 `d`, 16 bytes of signs) · `Q8_0R`.
+pub(super) fn q1_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q1_0_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn q1_0_neon(w: &[u8], a: &[u8]) -> f32 {
+    let (qa, da, sa) = planes(a);
+    let mut sumf = 0.0f32;
+    // Whole weight blocks with whole activation blocks, as the
+    // reference's `zip` (the shorter operand decides).
+    for (i, blk) in w.chunks_exact(18).take(qa.len() / 128).enumerate() {
+        let d0 = read_f16(blk);
+        let mut sumi = 0.0f32;
+        for k in 0..4 {
+            let ab = 4 * i + k;
+            let (b0, b1) = sign_bits(blk[2 + 4 * k..6 + 4 * k].try_into().expect("4 bytes"));
+            let (q0, q1) = quants(qa, ab);
+            // Σ ±q = 2·Σ bit·q − Σ q (exact integers).
+            let s = vaddvq_s32(dot16(dot16(vdupq_n_s32(0), b0, q0), b1, q1));
+            let sumi_block = 2 * s - i32_at(sa, ab);
+            sumi += f32_at(da, ab) * sumi_block as f32;
+        }
+        sumf += d0 * sumi;
+    }
+    sumf
+}
+
+/// `Q2_0` with weight groups of `G` (f16 `d`, `G / 4` bytes of codes) ·
+/// `Q8_0R`.
+#[target_feature(enable = "neon")]
+fn q2_0_neon<const G: usize>(w: &[u8], a: &[u8]) -> f32 {
+    let (qa, da, sa) = planes(a);
+    let per = G / QK;
+    let mut sumf = 0.0f32;
+    for (i, blk) in w.chunks_exact(2 + G / 4).take(qa.len() / G).enumerate() {
+        let d0 = read_f16(blk);
+        let mut sumi = 0.0f32;
+        for k in 0..per {
+            let ab = per * i + k;
+            let (c0, c1) = codes(blk[2 + 8 * k..10 + 8 * k].try_into().expect("8 bytes"));
+            let (q0, q1) = quants(qa, ab);
+            // Σ (code − 1)·q = Σ code·q − Σ q.
+            let s = vaddvq_s32(dot16(dot16(vdupq_n_s32(0), c0, q0), c1, q1));
+            let sumi_block = s - i32_at(sa, ab);
+            sumi += f32_at(da, ab) * sumi_block as f32;
+        }
+        sumf += d0 * sumi;
+    }
+    sumf
+}
+
+pub(super) fn q2_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q2_0_neon::<64>(w, a) }
+}
+
+pub(super) fn q2_0_g128(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q2_0_neon::<128>(w, a) }
+}
+
+/// `Q8_0` · `Q8_0` (34-byte blocks: f16 `d`, 32 `int8`).
+pub(super) fn q8_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q8_0_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn q8_0_neon(w: &[u8], a: &[u8]) -> f32 {
+    let mut sum = 0f32;
+    for (bw, ba) in w.chunks_exact(34).zip(a.chunks_exact(34)) {
+        let (x0, x1) = quants(&bw[2..], 0);
+        let (y0, y1) = quants(&ba[2..], 0);
+        let sumi = vaddvq_s32(dot16(dot16(vdupq_n_s32(0), x0, y0), x1, y1));
+        sum += sumi as f32 * (read_f16(bw) * read_f16(ba));
+    }
+    sum
+}

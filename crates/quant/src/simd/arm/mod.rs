@@ -1,0 +1,49 @@
+//! aarch64 kernels (NEON, which every aarch64 CPU has). Integer block sums
+//! are formed with `vmull_s8` + `vpadalq_s16` (exact: an `i8·i8` product
+//! fits `i16`, pairs are widened to `i32`), and scaled and summed in `f32`
+//! with the scalar reference's operations in its order, so each kernel is
+//! its reference **bit for bit** (tests/simd_standard.rs,
+//! tests/simd_ternary.rs run them under emulation; see ci/aarch64-test.sh).
+//!
+//! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`) against `Q8_0R`, and
+//! `Q8_0`·`Q8_0` (also the `q8_0` KV cache). The other formats keep their
+//! scalar kernels here; the dot-product extension (`sdot`) is not used yet.
+
+use super::Isa;
+use crate::{GgmlType, Kernels};
+
+mod dots;
+
+/// NEON is part of the aarch64 base architecture.
+pub(crate) fn detected() -> Isa {
+    Isa::Neon
+}
+
+/// Replace the kernels of `ty` that have a NEON version.
+pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
+    if level != Isa::Neon {
+        return;
+    }
+    use GgmlType::*;
+    let dot: crate::VecDotFn = match ty {
+        Q1_0 => dots::q1_0,
+        Q2_0 => dots::q2_0,
+        Q2_0G128 | PQ2_0 => dots::q2_0_g128,
+        Q8_0 => dots::q8_0,
+        _ => return,
+    };
+    k.vec_dot = dot;
+    // Row by row with the same `vec_dot`, so multi equals it bit for bit.
+    k.vec_dot_multi = match ty {
+        Q1_0 => |w, a, a_row, out| multi(dots::q1_0, w, a, a_row, out),
+        Q2_0 => |w, a, a_row, out| multi(dots::q2_0, w, a, a_row, out),
+        Q2_0G128 | PQ2_0 => |w, a, a_row, out| multi(dots::q2_0_g128, w, a, a_row, out),
+        _ => |w, a, a_row, out| multi(dots::q8_0, w, a, a_row, out),
+    };
+}
+
+fn multi(dot: crate::VecDotFn, w: &[u8], a: &[u8], a_row: usize, out: &mut [f32]) {
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = dot(w, &a[t * a_row..(t + 1) * a_row]);
+    }
+}
