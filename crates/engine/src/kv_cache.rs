@@ -5,6 +5,7 @@
 
 use crate::error::{EngineError, Result};
 use half::f16;
+use half::vec::HalfBitsVecExt;
 use shohin_quant::{kernels, GgmlType};
 use std::str::FromStr;
 
@@ -116,10 +117,12 @@ pub(crate) enum RowsRef<'a> {
 }
 
 impl Rows {
+    /// Zeroed by the allocator (`calloc`: untouched pages cost no memory),
+    /// so a cache is resident only as far as positions were stored.
     fn new(t: CacheType, len: usize) -> Self {
         match t {
             CacheType::F32 => Rows::F32(vec![0.0; len]),
-            CacheType::F16 => Rows::F16(vec![f16::ZERO; len]),
+            CacheType::F16 => Rows::F16(vec![0u16; len].reinterpret_into()),
             CacheType::Q8_0 => Rows::Q8_0(vec![0; len / 32 * 34]),
         }
     }
