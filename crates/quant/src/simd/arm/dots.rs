@@ -171,3 +171,48 @@ fn q8_0_neon(w: &[u8], a: &[u8]) -> f32 {
     }
     sum
 }
+
+/// `TQ2_0` (256 weights: 64 bytes of 2-bit codes, f16 `d` last; weight `i`
+/// at bits `2·((i % 128) / 32)` of byte `32·(i / 128) + i % 32`, tq2_0.rs)
+/// · `Q8_K` (f32 `d`, 256 `int8`, 16 `i16` block sums).
+pub(super) fn tq2_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { tq2_0_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn tq2_0_neon(w: &[u8], a: &[u8]) -> f32 {
+    const QS: usize = 64;
+    const Q8_K: usize = 4 + 256 + 32;
+    let three = vdupq_n_u8(3);
+    let mut sumf = 0.0f32;
+    for (blk, act) in w.chunks_exact(QS + 2).zip(a.chunks_exact(Q8_K)) {
+        let dy = f32_at(act, 0);
+        let q = &act[4..4 + 256];
+        let mut acc = vdupq_n_s32(0);
+        for h in 0..2 {
+            // SAFETY: bytes 32h..32h + 32 of the 64 code bytes.
+            let (b0, b1) = unsafe {
+                (
+                    vld1q_u8(blk[32 * h..].as_ptr()),
+                    vld1q_u8(blk[32 * h + 16..].as_ptr()),
+                )
+            };
+            for m in 0..4 {
+                let sh = vdupq_n_s8(-2 * m as i8);
+                let c0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(b0, sh), three));
+                let c1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(b1, sh), three));
+                let (q0, q1) = quants(q, 4 * h + m);
+                acc = dot16(dot16(acc, c0, q0), c1, q1);
+            }
+        }
+        // Σ (code − 1)·q = Σ code·q − Σ q, Σ q from the block sums.
+        let bsum: i32 = act[4 + 256..]
+            .chunks_exact(2)
+            .map(|p| i32::from(i16::from_le_bytes([p[0], p[1]])))
+            .sum();
+        let sumi = vaddvq_s32(acc) - bsum;
+        sumf += sumi as f32 * (dy * read_f16(&blk[QS..]));
+    }
+    sumf
+}
