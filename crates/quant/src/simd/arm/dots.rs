@@ -216,3 +216,33 @@ fn tq2_0_neon(w: &[u8], a: &[u8]) -> f32 {
     }
     sumf
 }
+
+/// `Q5_0` (22-byte blocks: f16 `d`, `qh` fifth bits, 16 bytes of nibbles:
+/// weight `j` in the low nibble of byte `j`, `j + 16` in its high nibble;
+/// value `q − 16`, q5_0.rs) · `Q8_0`.
+pub(super) fn q5_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q5_0_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn q5_0_neon(w: &[u8], a: &[u8]) -> f32 {
+    let (low4, sixteen) = (vdupq_n_u8(0x0F), vdupq_n_s8(16));
+    let mut sum = 0f32;
+    for (bw, ba) in w.chunks_exact(22).zip(a.chunks_exact(34)) {
+        // Fifth bits as 0/1 bytes for weights 0..16 and 16..32, moved to bit 4.
+        let (h0, h1) = sign_bits(bw[2..6].try_into().expect("4 bytes"));
+        // SAFETY: the 16 nibble bytes of the block.
+        let qs = unsafe { vld1q_u8(bw[6..].as_ptr()) };
+        let q = |nib: uint8x16_t, h: int8x16_t| {
+            let v = vorrq_u8(nib, vshlq_n_u8::<4>(vreinterpretq_u8_s8(h)));
+            vsubq_s8(vreinterpretq_s8_u8(v), sixteen)
+        };
+        let x0 = q(vandq_u8(qs, low4), h0);
+        let x1 = q(vshrq_n_u8::<4>(qs), h1);
+        let (y0, y1) = quants(&ba[2..], 0);
+        let sumi = vaddvq_s32(dot16(dot16(vdupq_n_s32(0), x0, y0), x1, y1));
+        sum += (read_f16(bw) * read_f16(ba)) * sumi as f32;
+    }
+    sum
+}

@@ -6,7 +6,8 @@
 //! tests/simd_ternary.rs run them under emulation; see ci/aarch64-test.sh).
 //!
 //! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`) against `Q8_0R`, `TQ2_0`
-//! against `Q8_K`, and `Q8_0`·`Q8_0` (also the `q8_0` KV cache). The other formats keep their
+//! against `Q8_K`, and `Q8_0` and `Q5_0` against `Q8_0` (the first also the
+//! `q8_0` KV cache). The other formats keep their
 //! scalar kernels here; the dot-product extension (`sdot`) is not used yet.
 
 use super::Isa;
@@ -31,6 +32,7 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         Q2_0G128 | PQ2_0 => dots::q2_0_g128,
         Q8_0 => dots::q8_0,
         TQ2_0 => dots::tq2_0,
+        Q5_0 => dots::q5_0,
         _ => return,
     };
     k.vec_dot = dot;
@@ -40,6 +42,7 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         Q2_0 => |w, a, a_row, out| multi(dots::q2_0, w, a, a_row, out),
         Q2_0G128 | PQ2_0 => |w, a, a_row, out| multi(dots::q2_0_g128, w, a, a_row, out),
         TQ2_0 => |w, a, a_row, out| multi(dots::tq2_0, w, a, a_row, out),
+        Q5_0 => |w, a, a_row, out| multi(dots::q5_0, w, a, a_row, out),
         _ => |w, a, a_row, out| multi(dots::q8_0, w, a, a_row, out),
     };
 }
