@@ -186,9 +186,12 @@ fn check_dot(ty: GgmlType, level: Isa, w: &[u8], a: &[u8], simd: f32, scalar: f3
 #[test]
 fn simd_standard_kernels_are_installed() {
     for level in levels() {
-        // NEON has only the Q8_0 and Q5_0 dots of these (simd/arm/mod.rs).
+        // NEON has the Q8_0, Q5_0, Q4_K and Q6_K dots (simd/arm/mod.rs).
         let (dots, quantizers): (Vec<GgmlType>, Vec<GgmlType>) = if level == Isa::Neon {
-            (vec![GgmlType::Q8_0, GgmlType::Q5_0], vec![])
+            (
+                vec![GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K],
+                vec![],
+            )
         } else {
             (
                 BLOCK_FORMATS

@@ -246,3 +246,108 @@ fn q5_0_neon(w: &[u8], a: &[u8]) -> f32 {
     }
     sum
 }
+
+/// Σ over 16 lanes of `a·b` as one `i32` (exact).
+#[inline]
+#[target_feature(enable = "neon")]
+fn sum16(a: int8x16_t, b: int8x16_t) -> i32 {
+    vaddvq_s32(dot16(vdupq_n_s32(0), a, b))
+}
+
+/// The 16 bytes at `p[i..i + 16]`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn load16(p: &[u8], i: usize) -> uint8x16_t {
+    let b = &p[i..i + 16];
+    // SAFETY: `b` has 16 bytes; unaligned load.
+    unsafe { vld1q_u8(b.as_ptr()) }
+}
+
+/// `Q4_K` (f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins, 128
+/// bytes of nibbles; q4_k.rs) · `Q8_K`: the integer sums by vector code,
+/// scales, mins and `f32` steps as the reference.
+pub(super) fn q4_k(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q4_k_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn q4_k_neon(w: &[u8], a: &[u8]) -> f32 {
+    use crate::{q4_k::scale_min, q8_k};
+    let low4 = vdupq_n_u8(0x0F);
+    let mut sum = 0f32;
+    for (bw, ba) in w.chunks_exact(144).zip(a.chunks_exact(q8_k::BLOCK)) {
+        let scales = &bw[4..16];
+        let qa = q8_k::quants(ba);
+        let (mut isum, mut msum) = (0i32, 0i32);
+        for c in 0..4 {
+            let (sc1, m1) = scale_min(2 * c, scales);
+            let (sc2, m2) = scale_min(2 * c + 1, scales);
+            let (mut s1, mut s2) = (0i32, 0i32);
+            for half in 0..2 {
+                let qs = load16(bw, 16 + 32 * c + 16 * half);
+                let lo = vreinterpretq_s8_u8(vandq_u8(qs, low4));
+                let hi = vreinterpretq_s8_u8(vshrq_n_u8::<4>(qs));
+                let y1 = vreinterpretq_s8_u8(load16(qa, 64 * c + 16 * half));
+                let y2 = vreinterpretq_s8_u8(load16(qa, 64 * c + 32 + 16 * half));
+                s1 += sum16(lo, y1);
+                s2 += sum16(hi, y2);
+            }
+            isum += i32::from(sc1) * s1 + i32::from(sc2) * s2;
+            for g in 0..4 {
+                let m = if g < 2 { m1 } else { m2 };
+                msum += q8_k::bsum(ba, 4 * c + g) * i32::from(m);
+            }
+        }
+        let da = q8_k::scale(ba);
+        sum += read_f16(&bw[0..2]) * da * isum as f32;
+        sum -= read_f16(&bw[2..4]) * da * msum as f32;
+    }
+    sum
+}
+
+/// `Q6_K` (128 bytes of low nibbles `ql`, 64 of high bit pairs `qh`, 16
+/// `i8` scales, f16 `d`; q6_k.rs) · `Q8_K`.
+pub(super) fn q6_k(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { q6_k_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn q6_k_neon(w: &[u8], a: &[u8]) -> f32 {
+    use crate::q8_k;
+    const QH: usize = 128;
+    const SC: usize = QH + 64;
+    const D: usize = SC + 16;
+    let (low4, three, off) = (vdupq_n_u8(0x0F), vdupq_n_u8(3), vdupq_n_s8(32));
+    let mut sum = 0f32;
+    for (bw, ba) in w.chunks_exact(D + 2).zip(a.chunks_exact(q8_k::BLOCK)) {
+        let qa = q8_k::quants(ba);
+        let mut isum = 0i32;
+        for h in 0..2 {
+            // 16 of the 32 `l` of this half at a time: weights 128h + l
+            // + 32k for k = 0..4 (q6_k.rs `unpack`).
+            for l0 in [0, 16] {
+                let ql0 = load16(bw, 64 * h + l0);
+                let ql1 = load16(bw, 64 * h + 32 + l0);
+                let qh = load16(bw, QH + 32 * h + l0);
+                let hb = |k: i8| vshlq_n_u8::<4>(vandq_u8(vshlq_u8(qh, vdupq_n_s8(-2 * k)), three));
+                let parts = [
+                    vandq_u8(ql0, low4),
+                    vandq_u8(ql1, low4),
+                    vshrq_n_u8::<4>(ql0),
+                    vshrq_n_u8::<4>(ql1),
+                ];
+                for (k, nib) in parts.into_iter().enumerate() {
+                    let q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(nib, hb(k as i8))), off);
+                    let i = 128 * h + 32 * k + l0;
+                    let y = vreinterpretq_s8_u8(load16(qa, i));
+                    // Weights i..i + 16 are scale group i / 16.
+                    isum += i32::from(bw[SC + i / 16] as i8) * sum16(q, y);
+                }
+            }
+        }
+        sum += read_f16(&bw[D..]) * q8_k::scale(ba) * isum as f32;
+    }
+    sum
+}
