@@ -37,7 +37,13 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
         anyhow::Error::new(e).context(a.model.display().to_string())
     };
     let tokenizer = shohin_engine::vocab::load_tokenizer(&file).map_err(ctx)?;
-    let mut model = Model::load(file, Box::new(backend)).map_err(ctx)?;
+    let bar = terminal_bar("repacking");
+    let mut model = Model::load_with_progress(file, Box::new(backend), &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .map_err(ctx)?;
+    bar.finish_and_clear();
     model.set_kv_types(a.cache.types()).map_err(ctx)?;
     if tokenizer.n_vocab() > model.n_vocab() {
         anyhow::bail!(
@@ -75,15 +81,8 @@ fn warm(model: &Model) {
         .filter(|t| !packed.contains(t.name.as_str()))
         .collect();
     let total: u64 = tensors.iter().map(|t| t.n_bytes).sum();
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(total);
-        if let Ok(style) = ProgressStyle::with_template("loading {bar:40} {bytes}/{total_bytes}") {
-            b.set_style(style);
-        }
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = terminal_bar("loading");
+    bar.set_length(total);
     let mut sink = 0u8;
     for t in tensors {
         let data = model.file.tensor_data(t);
@@ -94,6 +93,19 @@ fn warm(model: &Model) {
     }
     std::hint::black_box(sink);
     bar.finish_and_clear();
+}
+
+/// A byte progress bar on stderr when it is a terminal, hidden otherwise.
+fn terminal_bar(what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(0);
+    let template = format!("{what} {{bar:40}} {{bytes}}/{{total_bytes}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        b.set_style(style);
+    }
+    b
 }
 
 /// The seed to use: the given one, or one drawn from the clock (as

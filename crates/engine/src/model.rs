@@ -53,10 +53,20 @@ impl Model {
     /// Validate hyperparameters and tensors, and ask the backend whether it
     /// can run every matrix (fail at load, not mid-generation).
     pub fn load(file: GgufFile, backend: Box<dyn Backend>) -> Result<Self> {
+        Self::load_with_progress(file, backend, &mut |_, _| {})
+    }
+
+    /// [`Self::load`], reporting the repacking of the matrices as
+    /// `progress(done bytes, total bytes)` (seconds for an 8B model).
+    pub fn load_with_progress(
+        file: GgufFile,
+        backend: Box<dyn Backend>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
         let config = ModelConfig::from_gguf(&file)?;
         let mut weights = Weights::load(&file, &config)?;
         backend.check(&mut weights.matrices())?;
-        weights.pack(&file, &*backend);
+        weights.pack(&file, &*backend, progress);
         Ok(Self {
             file,
             config,

@@ -218,12 +218,23 @@ impl Weights {
     /// the layers'; not `token_embd`, which is only read row by row unless
     /// tied, and then as `output`), releasing the file's pages of those it
     /// copied so that resident memory stays about the file's size.
-    pub fn pack(&mut self, f: &GgufFile, backend: &dyn Backend) {
-        let one = |m: &mut Matrix| {
+    /// `progress(done, total)` is called after each matrix with the file
+    /// bytes of the matrices considered so far and in all.
+    pub fn pack(
+        &mut self,
+        f: &GgufFile,
+        backend: &dyn Backend,
+        progress: &mut dyn FnMut(u64, u64),
+    ) {
+        let total: u64 = self.matrices().skip(1).map(|m| m.info.n_bytes).sum();
+        let mut done = 0u64;
+        let mut one = |m: &mut Matrix| {
             if let Some(p) = backend.pack(m.view(f)) {
                 m.packed = Some(Arc::new(p));
                 f.release(&m.info);
             }
+            done += m.info.n_bytes;
+            progress(done, total);
         };
         one(&mut self.output);
         for l in &mut self.layers {
