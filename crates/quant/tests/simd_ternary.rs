@@ -226,10 +226,6 @@ fn check_dot(ty: GgmlType, level: Isa, k: &Kernels, w: &[u8], a: &[u8], n: usize
 fn check_format(ty: GgmlType, seed: u64) {
     let vt = ty.vec_dot_type();
     for level in levels() {
-        if !has_simd(ty, level) {
-            // No kernel of its own (kernels_are_installed): scalar there.
-            continue;
-        }
         let k = kernels_for(ty, level);
         let s = scalar_kernels(ty);
         assert_ne!(
@@ -254,18 +250,13 @@ fn check_format(ty: GgmlType, seed: u64) {
     }
 }
 
-/// Whether `level` has its own kernel for `ty`.
-fn has_simd(ty: GgmlType, level: Isa) -> bool {
-    !(level == Isa::Neon && ty == GgmlType::TQ1_0)
-}
-
 /// Every level replaces the kernels it claims to (else the comparisons
-/// would compare the scalar code with itself): all six on x86, the
-/// six but `TQ1_0` on NEON (simd/arm/mod.rs).
+/// would compare the scalar code with itself): all six, on x86 and on NEON
+/// (simd/arm/mod.rs).
 #[test]
 fn kernels_are_installed() {
     for level in levels() {
-        for ty in FORMATS.iter().filter(|&&t| has_simd(t, level)) {
+        for ty in &FORMATS {
             let (k, s) = (kernels_for(*ty, level), scalar_kernels(*ty));
             assert!(
                 !std::ptr::fn_addr_eq(k.vec_dot, s.vec_dot),

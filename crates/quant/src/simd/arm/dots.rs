@@ -351,3 +351,59 @@ fn q6_k_neon(w: &[u8], a: &[u8]) -> f32 {
     }
     sum
 }
+
+/// Codes (trit + 1, 0..=2) of 16 packed `TQ1_0` bytes at per-lane powers
+/// of three `pow`: `((b·pow mod 256)·3) >> 8`, tq1_0.rs `trit` plus one.
+#[inline]
+#[target_feature(enable = "neon")]
+fn trits(b: uint8x16_t, pow: uint8x16_t) -> int8x16_t {
+    let q = vmulq_u8(b, pow);
+    let three = vdup_n_u8(3);
+    let lo = vshrn_n_u16::<8>(vmull_u8(vget_low_u8(q), three));
+    let hi = vshrn_n_u16::<8>(vmull_high_u8(q, vdupq_n_u8(3)));
+    vreinterpretq_s8_u8(vcombine_u8(lo, hi))
+}
+
+/// `TQ1_0` (48 bytes of five trits each, 4 bytes of four, f16 `d`;
+/// tq1_0.rs `unpack` for the weight order) · `Q8_K`.
+pub(super) fn tq1_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { tq1_0_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn tq1_0_neon(w: &[u8], a: &[u8]) -> f32 {
+    use crate::q8_k;
+    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+    // The 4 `qh` bytes spread over 16 lanes (lane 4n + m: byte m, trit n).
+    const QH_IDX: [u8; 16] = [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3];
+    const QH_POW: [u8; 16] = [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27];
+    // SAFETY: 16-byte constant arrays.
+    let (qh_idx, qh_pow) = unsafe { (vld1q_u8(QH_IDX.as_ptr()), vld1q_u8(QH_POW.as_ptr())) };
+    let mut sumf = 0.0f32;
+    for (blk, act) in w.chunks_exact(54).zip(a.chunks_exact(q8_k::BLOCK)) {
+        let dy = q8_k::scale(act);
+        let q = q8_k::quants(act);
+        let y = |i: usize| vreinterpretq_s8_u8(load16(q, i));
+        let (b0, b1, b2) = (load16(blk, 0), load16(blk, 16), load16(blk, 32));
+        let mut acc = vdupq_n_s32(0);
+        for (n, &p) in POW3.iter().enumerate() {
+            let pow = vdupq_n_u8(p);
+            // Bytes 0..32, trit n: weights 32n + m.
+            acc = dot16(acc, trits(b0, pow), y(32 * n));
+            acc = dot16(acc, trits(b1, pow), y(32 * n + 16));
+            // Bytes 32..48, trit n: weights 160 + 16n + m.
+            acc = dot16(acc, trits(b2, pow), y(160 + 16 * n));
+        }
+        // The 4 `qh` bytes: weights 240 + 4n + m.
+        let qh = vreinterpretq_u8_u32(vdupq_n_u32(u32::from_le_bytes(
+            blk[48..52].try_into().expect("4 bytes"),
+        )));
+        acc = dot16(acc, trits(vqtbl1q_u8(qh, qh_idx), qh_pow), y(240));
+        // Σ trit·q = Σ code·q − Σ q, Σ q from the block sums.
+        let bsum: i32 = (0..16).map(|g| q8_k::bsum(act, g)).sum();
+        let sum = vaddvq_s32(acc) - bsum;
+        sumf += sum as f32 * (read_f16(&blk[52..]) * dy);
+    }
+    sumf
+}

@@ -5,8 +5,8 @@
 //! its reference **bit for bit** (tests/simd_standard.rs,
 //! tests/simd_ternary.rs run them under emulation; see ci/aarch64-test.sh).
 //!
-//! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`) against `Q8_0R`, `TQ2_0`
-//! against `Q8_K`, `Q8_0` and `Q5_0` against `Q8_0` (the first also the
+//! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`) against `Q8_0R`, `TQ1_0`
+//! and `TQ2_0` against `Q8_K`, `Q8_0` and `Q5_0` against `Q8_0` (the first also the
 //! `q8_0` KV cache), and `Q4_K`, `Q6_K` against `Q8_K` (with the real
 //! fixture's formats, only its `F32` norms and the activation quantizers
 //! stay scalar). The other formats keep their
@@ -33,6 +33,7 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         Q2_0 => dots::q2_0,
         Q2_0G128 | PQ2_0 => dots::q2_0_g128,
         Q8_0 => dots::q8_0,
+        TQ1_0 => dots::tq1_0,
         TQ2_0 => dots::tq2_0,
         Q5_0 => dots::q5_0,
         Q4K => dots::q4_k,
@@ -45,6 +46,7 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         Q1_0 => |w, a, a_row, out| multi(dots::q1_0, w, a, a_row, out),
         Q2_0 => |w, a, a_row, out| multi(dots::q2_0, w, a, a_row, out),
         Q2_0G128 | PQ2_0 => |w, a, a_row, out| multi(dots::q2_0_g128, w, a, a_row, out),
+        TQ1_0 => |w, a, a_row, out| multi(dots::tq1_0, w, a, a_row, out),
         TQ2_0 => |w, a, a_row, out| multi(dots::tq2_0, w, a, a_row, out),
         Q5_0 => |w, a, a_row, out| multi(dots::q5_0, w, a, a_row, out),
         Q4K => |w, a, a_row, out| multi(dots::q4_k, w, a, a_row, out),
