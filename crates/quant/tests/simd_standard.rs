@@ -190,7 +190,7 @@ fn simd_standard_kernels_are_installed() {
         let (dots, quantizers): (Vec<GgmlType>, Vec<GgmlType>) = if level == Isa::Neon {
             (
                 vec![GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K],
-                vec![],
+                vec![GgmlType::Q8_0, GgmlType::Q8K],
             )
         } else {
             (

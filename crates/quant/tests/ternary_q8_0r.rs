@@ -11,7 +11,7 @@
 mod ternary_support;
 
 use half::f16;
-use shohin_quant::simd::{detected, kernels_for, Isa};
+use shohin_quant::simd::{kernels_for, supported, Isa};
 use shohin_quant::{
     dequantize_row, quantize_row, row_bytes, scalar_kernels, vec_dot, GgmlType, QuantizeFn,
 };
@@ -63,8 +63,8 @@ fn input(rng: &mut Rng, nb: usize) -> Vec<f32> {
 fn quantizers() -> Vec<(&'static str, QuantizeFn)> {
     let mut v: Vec<(&'static str, QuantizeFn)> =
         vec![("scalar", scalar_kernels(GgmlType::Q8_0R).quantize)];
-    for level in [Isa::Avx2, Isa::Avx512] {
-        if level <= detected() {
+    for level in [Isa::Neon, Isa::Avx2, Isa::Avx512] {
+        if supported(level) {
             v.push((level.name(), kernels_for(GgmlType::Q8_0R, level).quantize));
         }
     }

@@ -8,14 +8,15 @@
 //! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`) against `Q8_0R`, `TQ1_0`
 //! and `TQ2_0` against `Q8_K`, `Q8_0` and `Q5_0` against `Q8_0` (the first also the
 //! `q8_0` KV cache), and `Q4_K`, `Q6_K` against `Q8_K` (with the real
-//! fixture's formats, only its `F32` norms and the activation quantizers
-//! stay scalar). The other formats keep their
+//! fixture's formats, only its `F32` norms stay scalar), and the
+//! activation quantizers `Q8_0`, `Q8_0R`, `Q8_K`. The other formats keep their
 //! scalar kernels here; the dot-product extension (`sdot`) is not used yet.
 
 use super::Isa;
 use crate::{GgmlType, Kernels};
 
 mod dots;
+mod quantize;
 
 /// NEON is part of the aarch64 base architecture.
 pub(crate) fn detected() -> Isa {
@@ -28,6 +29,15 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         return;
     }
     use GgmlType::*;
+    match ty {
+        Q8_0 => k.quantize = quantize::q8_0,
+        Q8K => k.quantize = quantize::q8_k,
+        Q8_0R => {
+            k.quantize = quantize::q8_0r;
+            return;
+        }
+        _ => {}
+    }
     let dot: crate::VecDotFn = match ty {
         Q1_0 => dots::q1_0,
         Q2_0 => dots::q2_0,
