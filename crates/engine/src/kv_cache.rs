@@ -171,7 +171,16 @@ impl KvCache {
     /// Sized by the caller from `--ctx-size`, never from file metadata
     /// alone. `Q8_0` rows need `k_dim` / `v_dim` in whole blocks (checked
     /// per head by [`KvTypes::check`] at the model).
+    ///
+    /// # Panics
+    /// If a `Q8_0` row is not whole blocks (a caller skipped the check).
     pub fn new(n_layer: usize, n_ctx: usize, k_dim: usize, v_dim: usize, types: KvTypes) -> Self {
+        for (t, dim) in [(types.k, k_dim), (types.v, v_dim)] {
+            assert!(
+                t != CacheType::Q8_0 || dim.is_multiple_of(32),
+                "a q8_0 cache row of {dim} values is not whole blocks of 32"
+            );
+        }
         Self {
             n_ctx,
             k_dim,
