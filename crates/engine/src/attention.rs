@@ -1,11 +1,12 @@
-//! Causal attention of `n` queries (positions `pos0..pos0+n`) over the KV
-//! cache, one task per (token, head). q: [n][n_head*hd] → att: [n][n_head*hd_v].
+//! Causal attention of a batch's queries, each over its own sequence's KV
+//! cache, one task per (token, head) across all sequences of the step.
+//! q: [n][n_head*hd] → att: [n][n_head*hd_v] (`n` = tokens of the step).
 //!
 //! With the default f16 cache the arithmetic is llama.cpp's non-flash path
 //! (llama-graph.cpp build_attn_mha) to the bit, for its AVX-512 build: `kq =
 //! mul_mat(k_f16, q)` rounds q to f16 and sums each dot in ggml's order
-//! ([`ops::DotOrder`]: tinyBLAS for a batch, `ggml_vec_dot_f16` for one
-//! token); `soft_max_ext` scales, then [`ops::softmax_ggml`];
+//! (tinyBLAS's, [`ops::DotOrder::for_len`], for every token: a token's bits
+//! never depend on its batch); `soft_max_ext` scales, then [`ops::softmax_ggml`];
 //! `mul_mat(v_f16, kq)` rounds the probabilities to f16 and sums over
 //! positions in the same orders, with position `j` accumulated into lane
 //! `j % lanes`.
@@ -47,25 +48,32 @@ thread_local! {
     static ATTN_SCRATCH: std::cell::RefCell<AttnScratch> = std::cell::RefCell::default();
 }
 
+/// One sequence's queries in a step: tokens `t0..t0+n` of the batch, at
+/// positions `pos0..pos0+n` of `cache` (whose rows for them are stored).
+pub(crate) struct SpanRef<'a> {
+    pub cache: &'a KvCache,
+    pub t0: usize,
+    pub pos0: usize,
+}
+
+/// Attention of layer `il` for every token of the batch: `span_of[t]` is
+/// the index in `spans` of token `t`'s sequence.
 pub(crate) fn attend(
     c: &ModelConfig,
-    cache: &KvCache,
+    spans: &[SpanRef<'_>],
+    span_of: &[u32],
     il: usize,
-    pos0: usize,
-    n: usize,
     q: &[f32],
     att: &mut [f32],
 ) {
     let (hd, hd_v) = (c.head_dim, c.head_dim_v);
     let group = c.n_head / c.n_head_kv;
     let (kd, vd) = (c.k_dim(), c.v_dim());
-    let keys = cache.keys(il, pos0 + n);
-    let values = cache.values(il, pos0 + n);
     let scale = 1.0 / (hd as f32).sqrt();
-    let kq_lanes = ops::DotOrder::for_batch(n, hd).lanes();
+    let kq_lanes = ops::DotOrder::for_len(hd).lanes();
     // ggml's KV length is padded to a multiple of 256 (llama-kv-cache.cpp
     // get_n_kv), so the probability dot is always a multiple of 16 long.
-    let lanes = ops::DotOrder::for_batch(n, 256).lanes();
+    let lanes = ops::DotOrder::for_len(256).lanes();
     let q8 = kernels(GgmlType::Q8_0);
     // Bytes of a head's Q8_0 key / value row, and of a whole cache row.
     let (kh_bytes, kr_bytes) = (hd / Q8_QK * Q8_BYTES, kd / Q8_QK * Q8_BYTES);
@@ -73,8 +81,11 @@ pub(crate) fn attend(
     att.par_chunks_mut(hd_v).enumerate().for_each(|(i, out)| {
         ATTN_SCRATCH.with_borrow_mut(|s| {
             let (t, head) = (i / c.n_head, i % c.n_head);
+            let span = &spans[span_of[t] as usize];
             let kvh = head / group;
-            let n_kv = pos0 + t + 1;
+            let n_kv = span.pos0 + (t - span.t0) + 1;
+            let keys = span.cache.keys(il, n_kv);
+            let values = span.cache.values(il, n_kv);
             let AttnScratch {
                 qh,
                 qq,

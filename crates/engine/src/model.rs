@@ -41,6 +41,24 @@ struct Workspace {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<(f32, f32)>,
+    /// Logits of the rows that want them, `[rows][n_vocab]`.
+    logits: Vec<f32>,
+    /// Per token of the step: the index of its span, and its position.
+    span_of: Vec<u32>,
+    pos: Vec<usize>,
+}
+
+/// One sequence's part of a [`Model::forward_batch`] step.
+#[derive(Debug)]
+pub struct Span<'a> {
+    /// The sequence's cache; the tokens go at positions `cache.len()..`.
+    pub cache: &'a mut KvCache,
+    pub tokens: &'a [u32],
+    /// Where to write the logits after the span's last token (`n_vocab`).
+    pub logits: Option<&'a mut [f32]>,
+    /// Where to append each token's final hidden state after the output
+    /// norm (`[n][n_embd]`), for embeddings.
+    pub hidden: Option<&'a mut Vec<f32>>,
 }
 
 /// `buf` as `len` values (contents unspecified: every user overwrites them).
@@ -100,52 +118,131 @@ impl Model {
     }
 
     /// Run `tokens` at positions `cache.len()..`, append them to the cache
-    /// and write the logits of the last token to `logits` (`n_vocab`).
+    /// and write the logits of the last token to `logits` (`n_vocab`): the
+    /// batch of one sequence, in chunks of [`N_BATCH`] tokens.
     pub fn forward(&self, cache: &mut KvCache, tokens: &[u32], logits: &mut [f32]) -> Result<()> {
         if tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
-        }
-        let n_vocab = self.n_vocab();
-        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= n_vocab) {
-            return Err(EngineError::TokenOutOfVocab { id, n_vocab });
         }
         if cache.len() + tokens.len() > cache.n_ctx() {
             return Err(EngineError::ContextFull {
                 n_ctx: cache.n_ctx(),
             });
         }
-        assert_eq!(logits.len(), n_vocab);
-        let mut guard = self.work.lock().unwrap_or_else(|e| e.into_inner());
-        let ws = &mut *guard;
-        for chunk in tokens.chunks(N_BATCH) {
-            let mut run = || self.forward_chunk(cache, chunk, ws);
-            self.backend.install(&mut run);
+        let n_chunks = tokens.len().div_ceil(N_BATCH);
+        for (i, chunk) in tokens.chunks(N_BATCH).enumerate() {
+            let last = i + 1 == n_chunks;
+            self.forward_batch(&mut [Span {
+                cache: &mut *cache,
+                tokens: chunk,
+                logits: if last { Some(&mut *logits) } else { None },
+                hidden: None,
+            }])?;
         }
-        let w = &self.weights;
-        let d = self.config.n_embd;
-        let normed = fit(&mut ws.h, d);
-        ops::rms_norm(
-            &ws.x[ws.x.len() - d..],
-            &w.output_norm,
-            self.config.rms_eps,
-            normed,
-        );
-        let out = w.output.view(&self.file);
-        self.backend.matmul(out, normed, 1, logits);
         Ok(())
     }
 
-    /// One batch of `n` tokens through every layer; leaves the residual
-    /// stream (`[n][d]`, the last token's hidden state last) in `ws.x`.
-    fn forward_chunk(&self, cache: &mut KvCache, tokens: &[u32], ws: &mut Workspace) {
+    /// One step over several sequences: every span's tokens run through
+    /// every layer together (one matrix product per weight for all of
+    /// them), each at its own positions and attending over its own cache.
+    /// A token's arithmetic does not depend on the other tokens of the step
+    /// (activations are quantized per token, attention sums in one order),
+    /// so its logits are bit-identical whatever it is batched with.
+    ///
+    /// Checks every span before touching any cache.
+    pub fn forward_batch(&self, spans: &mut [Span<'_>]) -> Result<()> {
+        let n_vocab = self.n_vocab();
+        for sp in spans.iter() {
+            if sp.tokens.is_empty() {
+                return Err(EngineError::EmptyPrompt);
+            }
+            if let Some(&id) = sp.tokens.iter().find(|&&id| id as usize >= n_vocab) {
+                return Err(EngineError::TokenOutOfVocab { id, n_vocab });
+            }
+            if sp.cache.len() + sp.tokens.len() > sp.cache.n_ctx() {
+                return Err(EngineError::ContextFull {
+                    n_ctx: sp.cache.n_ctx(),
+                });
+            }
+            if let Some(l) = &sp.logits {
+                assert_eq!(l.len(), n_vocab);
+            }
+            if sp.cache.types() != spans[0].cache.types() {
+                return Err(EngineError::BadCacheType(
+                    "the sequences of one batch must share their cache types".into(),
+                ));
+            }
+        }
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self.work.lock().unwrap_or_else(|e| e.into_inner());
+        let ws = &mut *guard;
+        let mut run = || self.forward_layers(spans, ws);
+        self.backend.install(&mut run);
+
+        // Final norm: of the last token of spans that want logits (one
+        // product with the output matrix for all of them), of every token of
+        // spans that want hidden states.
+        let w = &self.weights;
+        let c = &self.config;
+        let d = c.n_embd;
+        let mut t0 = 0;
+        let mut rows = 0;
+        for sp in spans.iter_mut() {
+            let n = sp.tokens.len();
+            if sp.logits.is_some() {
+                let last = &ws.x[(t0 + n - 1) * d..(t0 + n) * d];
+                let h = fit(&mut ws.h, (rows + 1) * d);
+                ops::rms_norm(last, &w.output_norm, c.rms_eps, &mut h[rows * d..]);
+                rows += 1;
+            }
+            if let Some(hidden) = sp.hidden.as_deref_mut() {
+                for t in t0..t0 + n {
+                    let at = hidden.len();
+                    hidden.resize(at + d, 0.0);
+                    let xs = &ws.x[t * d..(t + 1) * d];
+                    ops::rms_norm(xs, &w.output_norm, c.rms_eps, &mut hidden[at..]);
+                }
+            }
+            t0 += n;
+        }
+        if rows > 0 {
+            let out = w.output.view(&self.file);
+            let Workspace { h, logits, .. } = ws;
+            let l = fit(logits, rows * n_vocab);
+            self.backend.matmul(out, &h[..rows * d], rows, l);
+            let mut r = 0;
+            for sp in spans.iter_mut() {
+                if let Some(dst) = sp.logits.as_deref_mut() {
+                    dst.copy_from_slice(&l[r * n_vocab..(r + 1) * n_vocab]);
+                    r += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every layer for the tokens of `spans` (`n` in all); leaves the
+    /// residual stream (`[n][d]`, spans in order) in `ws.x` and appends the
+    /// tokens to their caches.
+    fn forward_layers(&self, spans: &mut [Span<'_>], ws: &mut Workspace) {
         let c = &self.config;
         let w = &self.weights;
         let f = &self.file;
         let be = &*self.backend;
-        let (n, d) = (tokens.len(), c.n_embd);
+        let n: usize = spans.iter().map(|s| s.tokens.len()).sum();
+        let d = c.n_embd;
         let (hd, hd_v) = (c.head_dim, c.head_dim_v);
-        let pos0 = cache.len();
-
+        // Per token: its span and its position in its sequence.
+        ws.span_of.clear();
+        ws.pos.clear();
+        for (i, sp) in spans.iter().enumerate() {
+            let p0 = sp.cache.len();
+            ws.span_of
+                .extend(std::iter::repeat_n(i as u32, sp.tokens.len()));
+            ws.pos.extend(p0..p0 + sp.tokens.len());
+        }
         let Workspace {
             x,
             h,
@@ -157,12 +254,16 @@ impl Model {
             gate,
             up,
             rope,
+            span_of,
+            pos,
+            ..
         } = ws;
         // x: [n][d] residual stream, from the embedding rows.
         let x = fit(x, n * d);
         let emb = w.token_embd.view(f);
         let emb_row = emb.data.len() / emb.rows;
-        for (t, &id) in tokens.iter().enumerate() {
+        let tokens = spans.iter().flat_map(|s| s.tokens.iter());
+        for (t, &id) in tokens.enumerate() {
             let id = id as usize;
             shohin_quant::dequantize_row(
                 emb.ty,
@@ -182,7 +283,7 @@ impl Model {
         let up = fit(up, n * c.n_ff); // [n][n_ff]
         rope.resize(n * hd / 2, (0.0, 0.0)); // [n][hd/2] (cos, sin)
         for (t, r) in rope.chunks_mut(hd / 2).enumerate() {
-            ops::rope_cache(pos0 + t, hd, c.rope_base, r);
+            ops::rope_cache(pos[t], hd, c.rope_base, r);
         }
 
         for (il, l) in w.layers.iter().enumerate() {
@@ -218,7 +319,7 @@ impl Model {
             }
             // A quantized cache stores rotated q/k (and v, un-rotated in the
             // output): see KvTypes::rotation.
-            let kv = cache.types();
+            let kv = spans[0].cache.types();
             if let Some(nr) = KvTypes::rotation(kv.k, hd, true) {
                 q.chunks_mut(nr).for_each(ops::hadamard);
                 k.chunks_mut(nr).for_each(ops::hadamard);
@@ -228,14 +329,27 @@ impl Model {
                 v.chunks_mut(nr).for_each(ops::hadamard);
             }
             for t in 0..n {
-                cache.store(
+                spans[span_of[t] as usize].cache.store(
                     il,
-                    pos0 + t,
+                    pos[t],
                     &k[t * c.k_dim()..(t + 1) * c.k_dim()],
                     &v[t * c.v_dim()..(t + 1) * c.v_dim()],
                 );
             }
-            self.attention(cache, il, pos0, n, q, att);
+            let mut t0 = 0;
+            let refs: Vec<attention::SpanRef<'_>> = spans
+                .iter()
+                .map(|sp| {
+                    let r = attention::SpanRef {
+                        cache: &*sp.cache,
+                        t0,
+                        pos0: sp.cache.len(),
+                    };
+                    t0 += sp.tokens.len();
+                    r
+                })
+                .collect();
+            attention::attend(c, &refs, span_of, il, q, att);
             if let Some(nr) = v_rot {
                 att.chunks_mut(nr).for_each(ops::hadamard);
             }
@@ -253,19 +367,9 @@ impl Model {
             be.matmul(l.w_down.view(f), gate, n, proj);
             ops::add_inplace(x, proj);
         }
-        cache.set_len(pos0 + n);
-    }
-
-    /// Causal attention of layer `il` over the cache ([`attention`]).
-    fn attention(
-        &self,
-        cache: &KvCache,
-        il: usize,
-        pos0: usize,
-        n: usize,
-        q: &[f32],
-        att: &mut [f32],
-    ) {
-        attention::attend(&self.config, cache, il, pos0, n, q, att);
+        for sp in spans.iter_mut() {
+            let len = sp.cache.len() + sp.tokens.len();
+            sp.cache.set_len(len);
+        }
     }
 }

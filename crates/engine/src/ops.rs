@@ -181,10 +181,16 @@ pub enum DotOrder {
 }
 
 impl DotOrder {
-    /// The order ggml uses for a product over `len` elements with
-    /// `n_tokens` query rows.
-    pub fn for_batch(n_tokens: usize, len: usize) -> Self {
-        if n_tokens >= 2 && len.is_multiple_of(16) {
+    /// The order shohin uses for a product over `len` elements, whatever
+    /// the number of query rows: tinyBLAS's (ggml's order for a batch of
+    /// two or more tokens) whenever `len` allows it. ggml itself switches
+    /// to `ggml_vec_dot_f16` for a single token; shohin does not, so that a
+    /// token's bits never depend on its batch neighbours, on how its prompt
+    /// was chunked, or on whether its prefix came from the prefix cache
+    /// (a decode step then differs from llama.cpp's in the last bits of
+    /// the attention sums only).
+    pub fn for_len(len: usize) -> Self {
+        if len.is_multiple_of(16) {
             Self::TinyBlas
         } else {
             Self::VecDot
@@ -395,9 +401,9 @@ mod tests {
         }
         let seq: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert_eq!(seq.to_bits(), 0x4588_a674);
-        assert_eq!(DotOrder::for_batch(2, 64), DotOrder::TinyBlas);
-        assert_eq!(DotOrder::for_batch(1, 64), DotOrder::VecDot);
-        assert_eq!(DotOrder::for_batch(5, 40), DotOrder::VecDot);
+        assert_eq!(DotOrder::for_len(64), DotOrder::TinyBlas);
+        assert_eq!(DotOrder::for_len(256), DotOrder::TinyBlas);
+        assert_eq!(DotOrder::for_len(40), DotOrder::VecDot);
     }
 
     /// The fast transform is the product with ggml_gen_hadamard's matrix
