@@ -223,6 +223,11 @@ pub struct BenchArgs {
     /// Repetitions of each test (after one warm-up run).
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
     pub repetitions: usize,
+    /// Sequences run together (llama-batched-bench's -npl): pp evaluates B
+    /// prompts in shared steps, tg decodes B sequences one token each per
+    /// step; t/s is the aggregate over all sequences.
+    #[arg(long = "parallel", visible_alias = "npl", default_value_t = 1)]
+    pub parallel: usize,
     /// Print a JSON array with llama-bench's keys, one object per test.
     #[arg(long)]
     pub json: bool,

@@ -7,26 +7,35 @@ use crate::load::open_gguf;
 use anyhow::{Context, Result};
 use serde_json::json;
 use shohin_engine::backend::cpu::CpuBackend;
-use shohin_engine::model::Model;
+use shohin_engine::kv_cache::KvCache;
+use shohin_engine::model::{Model, Span, N_BATCH};
 use shohin_engine::session::Session;
 use std::time::Instant;
 
 struct TestResult {
     n_prompt: usize,
     n_gen: usize,
+    /// Sequences run together (`--parallel`).
+    n_seq: usize,
     samples_ns: Vec<u128>,
 }
 
 impl TestResult {
     fn name(&self) -> String {
-        if self.n_prompt > 0 {
+        let t = if self.n_prompt > 0 {
             format!("pp{}", self.n_prompt)
         } else {
             format!("tg{}", self.n_gen)
+        };
+        if self.n_seq > 1 {
+            format!("{t} x{}", self.n_seq)
+        } else {
+            t
         }
     }
+    /// Tokens of all sequences.
     fn tokens(&self) -> usize {
-        self.n_prompt + self.n_gen
+        (self.n_prompt + self.n_gen) * self.n_seq
     }
     fn samples_ts(&self) -> Vec<f64> {
         self.samples_ns
@@ -50,6 +59,9 @@ fn mean_sd(x: &[f64]) -> (f64, f64) {
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.repetitions == 0 {
         anyhow::bail!("-r/--repetitions must be at least 1");
+    }
+    if a.parallel == 0 || a.parallel > 256 {
+        anyhow::bail!("--parallel must be in 1..=256, got {}", a.parallel);
     }
     let (file, label) = match (&a.model, &a.synthetic) {
         (Some(m), None) => (open_gguf(m)?, m.display().to_string()),
@@ -85,13 +97,29 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         st ^= st << 17;
         (st % u64::from(n_vocab)) as u32
     };
-    let mut s = Session::new(&model, n_ctx);
+    let results = if a.parallel > 1 {
+        batched(&a, &model, n_ctx, &mut next_id)?
+    } else {
+        single(&a, &model, n_ctx, &mut next_id)?
+    };
+    report(&a, &model, &label, threads, &results)
+}
+
+/// llama-bench's pp and tg on one sequence.
+fn single(
+    a: &BenchArgs,
+    model: &Model,
+    n_ctx: usize,
+    next_id: &mut dyn FnMut() -> u32,
+) -> Result<Vec<TestResult>> {
+    let mut s = Session::new(model, n_ctx);
     let mut results = Vec::new();
     if a.n_prompt > 0 {
         let ids: Vec<u32> = (0..a.n_prompt).map(|_| next_id()).collect();
         let mut r = TestResult {
             n_prompt: a.n_prompt,
             n_gen: 0,
+            n_seq: 1,
             samples_ns: vec![],
         };
         for rep in 0..=a.repetitions {
@@ -108,6 +136,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let mut r = TestResult {
             n_prompt: 0,
             n_gen: a.n_gen,
+            n_seq: 1,
             samples_ns: vec![],
         };
         let first = next_id();
@@ -125,7 +154,96 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
         results.push(r);
     }
-    report(&a, &model, &label, threads, &results)
+    Ok(results)
+}
+
+/// The same tests on `--parallel B` sequences at once, through the
+/// engine's batched step (what the server runs): pp fills up to
+/// [`N_BATCH`] tokens per step from the B prompts; tg decodes one token
+/// of every sequence per step.
+fn batched(
+    a: &BenchArgs,
+    model: &Model,
+    n_ctx: usize,
+    next_id: &mut dyn FnMut() -> u32,
+) -> Result<Vec<TestResult>> {
+    let b = a.parallel;
+    let nv = model.n_vocab();
+    let mut caches: Vec<KvCache> = (0..b).map(|_| model.new_cache(n_ctx)).collect();
+    let mut logits = vec![vec![0f32; nv]; b];
+    let mut results = Vec::new();
+    if a.n_prompt > 0 {
+        let prompts: Vec<Vec<u32>> = (0..b)
+            .map(|_| (0..a.n_prompt).map(|_| next_id()).collect())
+            .collect();
+        let mut r = TestResult {
+            n_prompt: a.n_prompt,
+            n_gen: 0,
+            n_seq: b,
+            samples_ns: vec![],
+        };
+        let per_step = (N_BATCH / b).max(1);
+        for rep in 0..=a.repetitions {
+            caches.iter_mut().for_each(|c| c.truncate(0));
+            let t = Instant::now();
+            for start in (0..a.n_prompt).step_by(per_step) {
+                let end = (start + per_step).min(a.n_prompt);
+                let mut spans: Vec<Span<'_>> = caches
+                    .iter_mut()
+                    .zip(&prompts)
+                    .zip(logits.iter_mut())
+                    .map(|((c, p), l)| Span {
+                        cache: c,
+                        tokens: &p[start..end],
+                        logits: (end == a.n_prompt).then_some(&mut l[..]),
+                        hidden: None,
+                    })
+                    .collect();
+                model.forward_batch(&mut spans)?;
+            }
+            if rep > 0 {
+                r.samples_ns.push(t.elapsed().as_nanos());
+            }
+        }
+        results.push(r);
+    }
+    if a.n_gen > 0 {
+        let mut r = TestResult {
+            n_prompt: 0,
+            n_gen: a.n_gen,
+            n_seq: b,
+            samples_ns: vec![],
+        };
+        let first: Vec<u32> = (0..b).map(|_| next_id()).collect();
+        for rep in 0..=a.repetitions {
+            caches.iter_mut().for_each(|c| c.truncate(0));
+            let mut ids = first.clone();
+            let t = Instant::now();
+            for _ in 0..a.n_gen {
+                let toks: Vec<[u32; 1]> = ids.iter().map(|&i| [i]).collect();
+                let mut spans: Vec<Span<'_>> = caches
+                    .iter_mut()
+                    .zip(&toks)
+                    .zip(logits.iter_mut())
+                    .map(|((c, t), l)| Span {
+                        cache: c,
+                        tokens: t,
+                        logits: Some(&mut l[..]),
+                        hidden: None,
+                    })
+                    .collect();
+                model.forward_batch(&mut spans)?;
+                for (id, l) in ids.iter_mut().zip(&logits) {
+                    *id = argmax(l);
+                }
+            }
+            if rep > 0 {
+                r.samples_ns.push(t.elapsed().as_nanos());
+            }
+        }
+        results.push(r);
+    }
+    Ok(results)
 }
 
 fn argmax(x: &[f32]) -> u32 {
@@ -178,13 +296,14 @@ fn report(
                     "model_filename": label, "model_type": model_type, "model_size": size,
                     "model_n_params": params, "backends": "CPU", "cpu_info": isa,
                     "n_threads": threads, "n_batch": shohin_engine::model::N_BATCH,
-                    "type_k": kv.k.name(), "type_v": kv.v.name(), "n_prompt": r.n_prompt, "n_gen": r.n_gen,
+                    "type_k": kv.k.name(), "type_v": kv.v.name(), "n_prompt": r.n_prompt, "n_gen": r.n_gen, "n_parallel": r.n_seq,
                     "avg_ns": avg_ns as u64, "stddev_ns": sd_ns as u64,
                     "avg_ts": avg_ts, "stddev_ts": sd_ts,
                     "samples_ns": r.samples_ns, "samples_ts": ts,
                 });
                 if r.n_gen > 0 {
-                    o["bandwidth_gbs"] = json!(per_token as f64 * avg_ts / 1e9);
+                    // One weight read per step serves every sequence.
+                    o["bandwidth_gbs"] = json!(per_token as f64 * avg_ts / r.n_seq as f64 / 1e9);
                 }
                 o
             })
@@ -197,7 +316,7 @@ fn report(
     for r in results {
         let (avg, sd) = mean_sd(&r.samples_ts());
         let bw = if r.n_gen > 0 {
-            format!("{:.1}", per_token as f64 * avg / 1e9)
+            format!("{:.1}", per_token as f64 * avg / r.n_seq as f64 / 1e9)
         } else {
             String::new()
         };

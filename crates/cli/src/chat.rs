@@ -6,14 +6,15 @@ use crate::load;
 use crate::run::summary;
 use anyhow::Result;
 use shohin_chat::{ChatTemplate, Message, RenderOptions};
-use shohin_engine::sampler::Sampler;
+use shohin_engine::generate::{GenParams, Generator};
 use shohin_engine::session::Session;
-use shohin_tokenizer::{StreamDecoder, Tokenizer};
+use shohin_tokenizer::Tokenizer;
 use std::io::{BufRead, IsTerminal, Write};
 
 pub fn chat(a: ChatArgs) -> Result<()> {
     let max = load::max_tokens(a.n_predict)?;
-    let mut sampler = load::sampler(&a.sampling, load::seed(&a.sampling))?;
+    // One seed for the conversation: each turn continues the same stream.
+    let mut params = load::gen_params(&a.sampling, load::seed(&a.sampling), max)?;
     let l = load::load(&a.model)?;
     let file = &l.model.file;
     let template = match shohin_engine::vocab::load_chat_template(file)? {
@@ -50,7 +51,9 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             .min(ids.len() - 1);
         s.truncate(common);
         s.prompt(&ids[common..])?;
-        let reply = generate(s, tok, &mut sampler, max)?;
+        let reply = generate(s, tok, &params)?;
+        // The next turn draws fresh numbers, not this turn's again.
+        params.sampling.seed = params.sampling.seed.wrapping_add(1);
         messages.push(Message::new("assistant", reply));
         Ok(())
     };
@@ -87,39 +90,28 @@ pub fn chat(a: ChatArgs) -> Result<()> {
     Ok(())
 }
 
-/// Sample until end of turn, streaming to stdout; returns the reply text.
-fn generate(
-    s: &mut Session<'_>,
-    tok: &Tokenizer,
-    sampler: &mut Sampler,
-    max: usize,
-) -> Result<String> {
+/// Sample until end of turn with the engine's generation step, streaming
+/// to stdout; returns the reply text.
+fn generate(s: &mut Session<'_>, tok: &Tokenizer, params: &GenParams) -> Result<String> {
     let mut out = std::io::stdout().lock();
-    let mut dec = StreamDecoder::new();
+    let mut gen = Generator::new(params.clone())?;
     let mut reply = String::new();
-    let mut n = 0;
     loop {
-        let id = sampler.sample(s.logits(), s.tokens());
-        if tok.is_eog(id) {
+        let room = s.tokens().len() < s.n_ctx();
+        let next = gen.next(tok, s.logits(), s.tokens(), room)?;
+        out.write_all(next.text.as_bytes())?;
+        out.flush()?;
+        reply.push_str(&next.text);
+        if next.finish.is_some() {
             // Keep the end-of-turn token in the cache so the next turn's
             // template prefix matches what was evaluated.
-            if s.tokens().len() < s.n_ctx() {
-                s.step(id)?;
+            if tok.is_eog(next.id) && room {
+                s.step(next.id)?;
             }
             break;
         }
-        let piece = dec.push(tok, id)?;
-        out.write_all(piece.as_bytes())?;
-        out.flush()?;
-        reply.push_str(&piece);
-        n += 1;
-        if n >= max || s.tokens().len() >= s.n_ctx() {
-            break;
-        }
-        s.step(id)?;
+        s.step(next.id)?;
     }
-    let rest = dec.flush();
-    reply.push_str(&rest);
-    writeln!(out, "{rest}")?;
+    writeln!(out)?;
     Ok(reply)
 }

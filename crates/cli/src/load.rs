@@ -5,6 +5,7 @@ use crate::args::{ModelArgs, SamplingArgs};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use shohin_engine::backend::cpu::CpuBackend;
+use shohin_engine::generate::GenParams;
 use shohin_engine::model::Model;
 use shohin_engine::sampler::{Sampler, SamplerConfig};
 use shohin_gguf::GgufFile;
@@ -119,8 +120,9 @@ pub fn seed(s: &SamplingArgs) -> u64 {
     })
 }
 
-pub fn sampler(s: &SamplingArgs, seed: u64) -> Result<Sampler> {
-    let cfg = SamplerConfig {
+/// The sampling flags as the engine's configuration (not yet validated).
+pub fn sampler_config(s: &SamplingArgs, seed: u64) -> SamplerConfig {
+    SamplerConfig {
         temperature: s.temp,
         top_k: s.top_k,
         top_p: s.top_p,
@@ -130,8 +132,19 @@ pub fn sampler(s: &SamplingArgs, seed: u64) -> Result<Sampler> {
         presence_penalty: s.presence_penalty,
         frequency_penalty: s.frequency_penalty,
         seed,
-    };
-    Sampler::new(cfg).context("sampling flags")
+    }
+}
+
+/// What `run` and `chat` generate with: the sampling flags (checked) and
+/// the token limit.
+pub fn gen_params(s: &SamplingArgs, seed: u64, max_tokens: usize) -> Result<GenParams> {
+    let sampling = sampler_config(s, seed);
+    Sampler::new(sampling).context("sampling flags")?;
+    Ok(GenParams {
+        sampling,
+        max_tokens,
+        ..GenParams::default()
+    })
 }
 
 /// `n_predict` as a bound: -1 = unbounded, other negatives are errors.

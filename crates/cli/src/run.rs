@@ -4,8 +4,8 @@ use crate::args::RunArgs;
 use crate::load;
 use anyhow::Result;
 use serde_json::json;
+use shohin_engine::generate::{top_k, Generator};
 use shohin_engine::session::{Session, Timings};
-use shohin_tokenizer::StreamDecoder;
 use std::io::Write;
 
 pub fn run(a: RunArgs) -> Result<()> {
@@ -14,7 +14,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let max = load::max_tokens(a.n_predict)?;
     let seed = load::seed(&a.sampling);
-    let mut sampler = load::sampler(&a.sampling, seed)?;
+    let mut gen = Generator::new(load::gen_params(&a.sampling, seed, max)?)?;
     let l = load::load(&a.model)?;
     let tok = &l.tokenizer;
     let prompt_ids = tok.encode(&a.prompt, true, true);
@@ -25,34 +25,29 @@ pub fn run(a: RunArgs) -> Result<()> {
     s.prompt(&prompt_ids)?;
 
     let mut out = std::io::stdout().lock();
-    let mut dec = StreamDecoder::new();
     let mut generated = Vec::new();
     let mut text = String::new();
     let mut steps = Vec::new();
+    // The engine's generation step (shared with `chat` and `serve`).
     while generated.len() < max {
         if let Some(k) = a.logits_top {
             steps.push(json!({ "top": top_k(s.logits(), k) }));
         }
-        let id = sampler.sample(s.logits(), s.tokens());
-        generated.push(id);
-        if tok.is_eog(id) {
-            break;
-        }
-        let piece = dec.push(tok, id)?;
+        let room = s.tokens().len() < s.n_ctx();
+        let next = gen.next(tok, s.logits(), s.tokens(), room)?;
+        generated.push(next.id);
         if a.json {
-            text.push_str(&piece);
+            text.push_str(&next.text);
         } else {
-            out.write_all(piece.as_bytes())?;
+            out.write_all(next.text.as_bytes())?;
             out.flush()?;
         }
-        if generated.len() >= max || s.tokens().len() >= s.n_ctx() {
+        if next.finish.is_some() {
             break;
         }
-        s.step(id)?;
+        s.step(next.id)?;
     }
-    let rest = dec.flush();
     if a.json {
-        text.push_str(&rest);
         let mut obj = json!({
             "prompt_tokens": prompt_ids,
             "tokens": generated,
@@ -65,27 +60,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         writeln!(out, "{obj}")?;
     } else {
-        writeln!(out, "{rest}")?;
+        writeln!(out)?;
     }
     summary(&s.timings);
     Ok(())
-}
-
-/// The `k` largest logits as `[id, logit]`, descending (ties: lower id first).
-pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
-    let k = k.min(idx.len());
-    let cmp = |a: &u32, b: &u32| {
-        logits[*b as usize]
-            .total_cmp(&logits[*a as usize])
-            .then(a.cmp(b))
-    };
-    if k > 0 && k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, cmp);
-    }
-    idx.truncate(k);
-    idx.sort_by(cmp);
-    idx.into_iter().map(|i| (i, logits[i as usize])).collect()
 }
 
 pub fn timings_json(t: &Timings) -> serde_json::Value {

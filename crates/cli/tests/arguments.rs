@@ -106,6 +106,25 @@ fn zero_threads_means_all_cores() {
     ];
     let out = shohin(&args).ok();
     assert_eq!(ids(&out.json()["tokens"]).len(), 2, "{out}");
+    // `run` does not report its thread count; `bench --json` does, and both
+    // build the backend with the same `CpuBackend::new(threads)`.
+    let cores = std::thread::available_parallelism()
+        .expect("available_parallelism")
+        .get();
+    for t in ["0", "1"] {
+        let args = [
+            "bench", "-m", &model, "-t", t, "-p", "0", "-n", "1", "-r", "1", "--json",
+        ];
+        let out = shohin(&args).ok();
+        let j: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("bench --json ({e}): {out}"));
+        let want = if t == "0" { cores } else { 1 };
+        assert_eq!(
+            j[0]["n_threads"].as_u64(),
+            Some(want as u64),
+            "-t {t} on {cores} cores: {out}"
+        );
+    }
 }
 
 #[test]

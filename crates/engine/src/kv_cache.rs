@@ -144,6 +144,16 @@ impl Rows {
         }
     }
 
+    /// Copy the first `bytes` bytes of `src` (same type).
+    fn copy_prefix(&mut self, src: &Rows, bytes: usize) {
+        match (self, src) {
+            (Rows::F32(d), Rows::F32(s)) => d[..bytes / 4].copy_from_slice(&s[..bytes / 4]),
+            (Rows::F16(d), Rows::F16(s)) => d[..bytes / 2].copy_from_slice(&s[..bytes / 2]),
+            (Rows::Q8_0(d), Rows::Q8_0(s)) => d[..bytes].copy_from_slice(&s[..bytes]),
+            _ => panic!("copying between caches of different types"),
+        }
+    }
+
     fn first(&self, n: usize, dim: usize) -> RowsRef<'_> {
         match self {
             Rows::F32(r) => RowsRef::F32(&r[..n * dim]),
@@ -232,6 +242,30 @@ impl KvCache {
         self.v[layer].first(n, self.v_dim)
     }
 
+    /// Make this cache hold the first `n` positions of `src` (same shape
+    /// and types): a copy of rows, far cheaper than evaluating them again.
+    ///
+    /// # Panics
+    /// If the shapes or types differ or `src` holds fewer than `n`.
+    pub fn copy_prefix_from(&mut self, src: &KvCache, n: usize) {
+        assert!(n <= src.len && n <= self.n_ctx);
+        assert_eq!(
+            (self.k.len(), self.k_dim, self.v_dim, self.types),
+            (src.k.len(), src.k_dim, src.v_dim, src.types)
+        );
+        let (kb, vb) = (
+            self.types.k.row_bytes(self.k_dim),
+            self.types.v.row_bytes(self.v_dim),
+        );
+        for (dst, s) in self.k.iter_mut().zip(&src.k) {
+            dst.copy_prefix(s, n * kb);
+        }
+        for (dst, s) in self.v.iter_mut().zip(&src.v) {
+            dst.copy_prefix(s, n * vb);
+        }
+        self.len = n;
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         let per_pos = self.types.k.row_bytes(self.k_dim) + self.types.v.row_bytes(self.v_dim);
@@ -269,9 +303,15 @@ mod tests {
                         assert_eq!(&kr[pos * kd..][..kd], &k[..]);
                         assert_eq!(&vr[pos * vd..][..vd], &v[..]);
                     }
-                    (RowsRef::F16(kr), RowsRef::F16(_)) => {
-                        for (a, b) in kr[pos * kd..][..kd].iter().zip(&k) {
-                            assert_eq!(a.to_bits(), f16::from_f32(*b).to_bits());
+                    (RowsRef::F16(kr), RowsRef::F16(vr)) => {
+                        let kr = &kr[pos * kd..][..kd];
+                        let vr = &vr[pos * vd..][..vd];
+                        assert_eq!((kr.len(), vr.len()), (k.len(), v.len()));
+                        for (a, b) in kr.iter().zip(&k) {
+                            assert_eq!(a.to_bits(), f16::from_f32(*b).to_bits(), "{t} K");
+                        }
+                        for (a, b) in vr.iter().zip(&v) {
+                            assert_eq!(a.to_bits(), f16::from_f32(*b).to_bits(), "{t} V");
                         }
                     }
                     (RowsRef::Q8_0(kr), RowsRef::Q8_0(vr)) => {

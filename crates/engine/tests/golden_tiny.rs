@@ -7,7 +7,7 @@ use common::*;
 use shohin_engine::session::Session;
 
 fn check(model_file: &str, golden_stem: &str) {
-    let m = load(&shared().join("fixtures").join(model_file), 2);
+    let m = load(&fixture(model_file), 2);
     let f64g = golden(&format!("{golden_stem}.f64.json"));
     let peer = golden(&format!("{golden_stem}.json"));
     let prompt = ids(&f64g["prompt_ids"]);

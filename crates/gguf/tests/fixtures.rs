@@ -4,39 +4,11 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use shohin_gguf::{GgufFile, GgufWriter, Value};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
-    .join(name)
-}
-
-/// The real Qwen2.5-Coder-0.5B model: the fetch script prints its path last
-/// (run once per test binary: it checks the file's sha256).
-fn real_model() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/fetch-real-model.sh"
-        );
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("run fetch-real-model.sh");
-        assert!(out.status.success(), "fetch-real-model.sh failed");
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(stdout.lines().last().expect("a path").trim())
-    })
-    .clone()
-}
+use shohin_test_support::{fixture, real_model};
 
 fn path_of(file: &str) -> PathBuf {
     if file.starts_with("qwen2.5-coder") {
@@ -162,7 +134,9 @@ fn check_against_gguf_py(g: &Json) {
     }
 }
 
-fn golden() -> Vec<Json> {
+/// gguf-py's reading of the fixtures (this crate's own tests/data, not a
+/// shared golden file).
+fn gguf_py_golden() -> Vec<Json> {
     let text = include_str!("data/golden.json");
     serde_json::from_str::<Json>(text)
         .unwrap()
@@ -173,7 +147,7 @@ fn golden() -> Vec<Json> {
 
 #[test]
 fn fixtures_match_gguf_py() {
-    let g = golden();
+    let g = gguf_py_golden();
     assert_eq!(g.len(), 4);
     g.iter().for_each(check_against_gguf_py);
 }
@@ -205,7 +179,7 @@ impl Write for Compare<'_> {
 
 #[test]
 fn fixtures_round_trip_byte_identical() {
-    for g in golden() {
+    for g in gguf_py_golden() {
         let path = path_of(g["file"].as_str().unwrap());
         let f = GgufFile::open(&path).unwrap();
         let mut sink = Compare {

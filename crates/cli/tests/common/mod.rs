@@ -1,12 +1,12 @@
 //! Shared helpers for the end-to-end tests of the `shohin` binary: running it
-//! under a deadline, fixture and golden paths, per-test scratch directories.
-#![allow(dead_code)]
+//! under a deadline, per-test scratch directories; fixture and golden paths
+//! come from `shohin-test-support`.
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The binary under test, built by Cargo for integration tests.
@@ -140,62 +140,11 @@ pub fn assert_error(out: &Out, needles: &[&str]) {
     assert_fails_with(out, 1, needles);
 }
 
-/// `/work/shared`, seen from this crate.
-pub fn shared() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"))
-}
-
-pub fn fixture(name: &str) -> PathBuf {
-    shared().join("fixtures").join(name)
-}
+pub use shohin_test_support::{fixture, golden, ids, real_model, shared, step};
 
 /// The synthetic Qwen3-shaped Q1_0 model (4 layers, 151,936-token vocab).
 pub fn tiny() -> PathBuf {
     fixture("tiny-q1_0.gguf")
-}
-
-/// The real Qwen2.5-Coder-0.5B fixture, fetched and sha256-checked by the
-/// shared script (once per test binary: the check hashes 491 MB). A missing
-/// fixture fails the test: it is never skipped.
-pub fn real_model() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(fetch_real_model).clone()
-}
-
-fn fetch_real_model() -> PathBuf {
-    let script = fixture("fetch-real-model.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run fetch-real-model.sh");
-    assert!(
-        out.status.success(),
-        "fetch-real-model.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8 path");
-    let path = PathBuf::from(stdout.trim().lines().last().expect("a path on stdout"));
-    assert!(path.is_file(), "{} is not a file", path.display());
-    path
-}
-
-pub fn golden(name: &str) -> Value {
-    let p = fixture("golden").join(name);
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", p.display()))
-}
-
-/// A JSON array of token ids.
-pub fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| {
-            let n = x.as_u64().unwrap_or_else(|| panic!("not an id: {x}"));
-            u32::try_from(n).expect("id fits u32")
-        })
-        .collect()
 }
 
 /// A fresh, empty scratch directory for one test (under Cargo's per-target

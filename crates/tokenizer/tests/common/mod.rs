@@ -1,6 +1,6 @@
-//! Shared test helpers: build a `Tokenizer` from a GGUF file with shohin-gguf,
-//! and locate the shared fixtures.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Shared test helpers: build a `Tokenizer` from a GGUF file with shohin-gguf;
+//! fixture paths and golden files come from `shohin-test-support`.
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -8,36 +8,11 @@ use std::sync::OnceLock;
 use shohin_gguf::{GgufFile, Value};
 use shohin_tokenizer::{Tokenizer, VocabData};
 
+pub use shohin_test_support::{golden, ids};
+
 /// `shared/fixtures` beside the work tree.
 pub fn fixtures() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
-    .to_path_buf()
-}
-
-/// Path of the real Qwen2.5-Coder-0.5B GGUF (fetched/verified by the shared script).
-pub fn real_model_path() -> PathBuf {
-    let script = fixtures().join("fetch-real-model.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("script output is UTF-8");
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("script printed the model path")
-            .trim(),
-    )
+    shohin_test_support::shared().join("fixtures")
 }
 
 fn opt_u32(f: &GgufFile, key: &str) -> Option<u32> {
@@ -106,22 +81,7 @@ pub fn qwen2_fixture() -> &'static Tokenizer {
 pub fn real_model() -> &'static Tokenizer {
     static T: OnceLock<Tokenizer> = OnceLock::new();
     T.get_or_init(|| {
-        Tokenizer::new(vocab_from_gguf(&real_model_path())).expect("real model vocab is valid")
+        Tokenizer::new(vocab_from_gguf(&shohin_test_support::real_model()))
+            .expect("real model vocab is valid")
     })
-}
-
-/// A golden JSON file of `shared/fixtures/golden`, parsed.
-pub fn golden(name: &str) -> serde_json::Value {
-    let p = fixtures().join("golden").join(name);
-    let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// A JSON array of numbers as token ids.
-pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .expect("array of ids")
-        .iter()
-        .map(|x| u32::try_from(x.as_u64().expect("id")).expect("id fits u32"))
-        .collect()
 }

@@ -1,0 +1,566 @@
+//! The engine thread: admit queued requests into slots, build a step of
+//! decode tokens and prompt chunks, run it, sample, stream, repeat.
+
+use super::slot::{Job, JobKind, Slot};
+use super::{Cmd, EngineConfig, Event, Pooling, Shared, Submitted, Task, Usage};
+use crate::generate::{FinishReason, Generator, Next};
+use crate::model::{Model, Span};
+use shohin_tokenizer::Tokenizer;
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::mpsc as tmpsc;
+
+/// A request in flight: its channel and what its `Done` will report.
+struct Group {
+    tx: tmpsc::UnboundedSender<Event>,
+    /// Choices still running.
+    running: usize,
+    /// Slots reserved for choices 1.. until the prompt is done.
+    reserved: Vec<usize>,
+    /// `(params, n)` of a generation, kept to seed the forked choices.
+    task: Task,
+    usage: Usage,
+    submitted: Instant,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
+}
+
+struct State<'a> {
+    model: &'a Model,
+    tok: &'a Tokenizer,
+    cfg: &'a EngineConfig,
+    shared: &'a Shared,
+    slots: Vec<Slot>,
+    queue: VecDeque<Box<Submitted>>,
+    groups: HashMap<u64, Group>,
+    next_group: u64,
+    clock: u64,
+}
+
+pub(super) fn run(
+    model: &Model,
+    tok: &Tokenizer,
+    cfg: &EngineConfig,
+    shared: &Shared,
+    rx: mpsc::Receiver<Cmd>,
+) {
+    let mut st = State {
+        model,
+        tok,
+        cfg,
+        shared,
+        slots: (0..cfg.n_slots)
+            .map(|_| Slot::new(model.new_cache(cfg.n_ctx_slot)))
+            .collect(),
+        queue: VecDeque::new(),
+        groups: HashMap::new(),
+        next_group: 0,
+        clock: 0,
+    };
+    loop {
+        // Block only when there is nothing to do.
+        let idle = st.groups.is_empty() && st.queue.is_empty();
+        let first = if idle {
+            match rx.recv() {
+                Ok(c) => Some(c),
+                Err(_) => return,
+            }
+        } else {
+            None
+        };
+        for cmd in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            match cmd {
+                Cmd::Submit(s) => st.queue.push_back(s),
+                Cmd::CancelAll => st.cancel_all(),
+                Cmd::Stop => {
+                    st.cancel_all();
+                    return;
+                }
+            }
+        }
+        // A panic in a step is a bug; it must not take the engine down with
+        // it: the requests of the step fail and the slots start over.
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            st.drop_cancelled();
+            st.admit();
+            st.step();
+        }));
+        if step.is_err() {
+            st.fail_all("internal error in the engine step (a bug; see the server log)");
+        }
+        st.publish();
+    }
+}
+
+impl State<'_> {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Requests whose receiver is gone (the client disconnected) stop now
+    /// and free their slots; the slots keep their tokens for reuse.
+    fn drop_cancelled(&mut self) {
+        let gone: Vec<u64> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.tx.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            self.end_group(id);
+        }
+        let before = self.queue.len();
+        self.queue.retain(|s| !s.tx.is_closed());
+        let removed = before - self.queue.len();
+        self.shared.queued.fetch_sub(removed, Ordering::SeqCst);
+    }
+
+    /// Remove a group: free its slots and reservations.
+    fn end_group(&mut self, id: u64) {
+        for s in &mut self.slots {
+            if s.job.as_ref().is_some_and(|j| j.group == id) {
+                s.job = None;
+                // A slot stopped mid-prompt holds only what was evaluated.
+                let n = s.cache.len();
+                s.truncate(n);
+            }
+        }
+        if let Some(g) = self.groups.remove(&id) {
+            for r in g.reserved {
+                self.slots[r].reserved = false;
+            }
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        let ids: Vec<u64> = self.groups.keys().copied().collect();
+        for id in ids {
+            let g = &self.groups[&id];
+            for s in &self.slots {
+                if let Some(j) = s.job.as_ref().filter(|j| j.group == id) {
+                    let _ = g.tx.send(Event::Token {
+                        index: j.index,
+                        next: Next {
+                            id: 0,
+                            text: String::new(),
+                            logprob: None,
+                            finish: Some(FinishReason::Cancelled),
+                        },
+                    });
+                }
+            }
+            let _ = g.tx.send(Event::Done(g.usage));
+            self.end_group(id);
+        }
+        for s in self.queue.drain(..) {
+            let _ =
+                s.tx.send(Event::Error("the server is shutting down".into()));
+        }
+        self.shared.queued.store(0, Ordering::SeqCst);
+    }
+
+    fn fail_all(&mut self, why: &str) {
+        for g in self.groups.values() {
+            let _ = g.tx.send(Event::Error(why.to_string()));
+        }
+        self.groups.clear();
+        for s in &mut self.slots {
+            s.job = None;
+            s.reserved = false;
+            s.truncate(0);
+        }
+    }
+
+    /// Move queued requests into free slots, first come first served.
+    fn admit(&mut self) {
+        while let Some(sub) = self.queue.front() {
+            let need = match &sub.req.task {
+                Task::Generate { n, .. } => *n,
+                Task::Embed { .. } => 1,
+            };
+            let free: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].is_free())
+                .collect();
+            if free.len() < need {
+                return;
+            }
+            let sub = self.queue.pop_front().expect("front exists");
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            self.start(*sub, free);
+        }
+    }
+
+    /// Start a request in the free slot that holds the longest prefix of its
+    /// prompt (or copy that prefix from a busy slot), least recently used
+    /// on ties; reserve slots for its other choices.
+    fn start(&mut self, sub: Submitted, free: Vec<usize>) {
+        let Submitted { req, tx, at } = sub;
+        let prompt = req.prompt;
+        // Leave one prompt token to evaluate: its logits start generation.
+        let max_reuse = match req.task {
+            Task::Generate { .. } => prompt.len() - 1,
+            // An embedding pools every token's hidden state: no reuse.
+            Task::Embed { .. } => 0,
+        };
+        let reuse_of = |s: &Slot| s.reusable(s.common_prefix(&prompt).min(max_reuse));
+        let &slot = free
+            .iter()
+            .max_by_key(|&&i| {
+                let s = &self.slots[i];
+                (reuse_of(s), std::cmp::Reverse(s.last_used))
+            })
+            .expect("at least one free slot");
+        let mut cached = reuse_of(&self.slots[slot]);
+        // A busy slot (or another free one) may hold more of the prompt.
+        let donor = (0..self.slots.len())
+            .filter(|&i| i != slot)
+            .map(|i| (reuse_of(&self.slots[i]), i))
+            .max();
+        if let Some((n, d)) = donor.filter(|&(n, _)| n > cached) {
+            let (a, b) = pair(&mut self.slots, slot, d);
+            a.copy_prefix(b, n);
+            cached = n;
+        }
+        let tick = self.tick();
+        let s = &mut self.slots[slot];
+        s.truncate(cached);
+        s.last_used = tick;
+        let group = self.next_group;
+        self.next_group += 1;
+        let kind = match &req.task {
+            Task::Generate { params, .. } => JobKind::Generate {
+                gen: Box::new(Generator::new(params.clone()).expect("checked at submit")),
+                feed: None,
+            },
+            Task::Embed { pooling } => JobKind::Embed {
+                pooling: *pooling,
+                hidden: Vec::new(),
+                acc: vec![0.0; self.model.config.n_embd],
+                n: 0,
+            },
+        };
+        s.job = Some(Job {
+            group,
+            index: 0,
+            pending: prompt[cached..].to_vec(),
+            kind,
+            logits: Vec::new(),
+            admitted: tick,
+        });
+        let mut reserved = Vec::new();
+        if let Task::Generate { n, .. } = &req.task {
+            for &i in free.iter().filter(|&&i| i != slot).take(n - 1) {
+                self.slots[i].reserved = true;
+                reserved.push(i);
+            }
+        }
+        let n_choices = 1 + reserved.len();
+        self.groups.insert(
+            group,
+            Group {
+                tx,
+                running: n_choices,
+                reserved,
+                task: req.task,
+                usage: Usage {
+                    prompt_tokens: prompt.len(),
+                    cached_tokens: cached,
+                    ..Usage::default()
+                },
+                submitted: at,
+                first_token: None,
+                last_token: None,
+            },
+        );
+        metrics::counter!("shohin_prompt_tokens_cached_total").increment(cached as u64);
+    }
+
+    /// One forward step over every running slot, then sampling.
+    fn step(&mut self) {
+        // Decode tokens first (one per generating slot), then prompt chunks,
+        // oldest request first, within the step's budget.
+        let mut plan: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(Job {
+                kind: JobKind::Generate { feed: Some(id), .. },
+                ..
+            }) = &s.job
+            {
+                plan.push((i, vec![*id]));
+            }
+        }
+        let n_decode = plan.len();
+        let mut budget = self.cfg.n_batch.saturating_sub(n_decode);
+        if n_decode > 0 {
+            budget = budget.min(self.cfg.n_prefill_busy);
+        }
+        let mut prefill: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.job
+                    .as_ref()
+                    .filter(|j| !j.pending.is_empty())
+                    .map(|j| (j.admitted, i))
+            })
+            .collect();
+        prefill.sort_unstable();
+        for (_, i) in prefill {
+            if budget == 0 {
+                break;
+            }
+            let job = self.slots[i].job.as_mut().expect("filtered");
+            let take = budget.min(job.pending.len());
+            let chunk: Vec<u32> = job.pending.drain(..take).collect();
+            budget -= take;
+            plan.push((i, chunk));
+        }
+        if plan.is_empty() {
+            return;
+        }
+        let nv = self.model.n_vocab();
+        let t0 = Instant::now();
+        let result = {
+            let mut slot_refs: Vec<Option<&mut Slot>> = self.slots.iter_mut().map(Some).collect();
+            let mut spans: Vec<Span<'_>> = Vec::with_capacity(plan.len());
+            for (i, toks) in &plan {
+                let s = slot_refs[*i].take().expect("one span per slot");
+                let job = s.job.as_mut().expect("planned slots run a job");
+                let done = job.pending.is_empty();
+                let (want_logits, hidden) = match &mut job.kind {
+                    JobKind::Generate { .. } => (done, None),
+                    JobKind::Embed { hidden, .. } => {
+                        hidden.clear();
+                        (false, Some(hidden))
+                    }
+                };
+                job.logits.resize(nv, 0.0);
+                spans.push(Span {
+                    cache: &mut s.cache,
+                    tokens: toks,
+                    logits: want_logits.then_some(&mut job.logits[..]),
+                    hidden,
+                });
+            }
+            self.model.forward_batch(&mut spans)
+        };
+        let elapsed = t0.elapsed();
+        if let Err(e) = result {
+            for (i, _) in &plan {
+                if let Some(g) = self.slots[*i].job.as_ref().map(|j| j.group) {
+                    if let Some(gr) = self.groups.get(&g) {
+                        let _ = gr.tx.send(Event::Error(e.to_string()));
+                    }
+                    self.end_group(g);
+                }
+            }
+            return;
+        }
+        let n_prompt: usize = plan[n_decode..].iter().map(|(_, t)| t.len()).sum();
+        metrics::counter!("shohin_prompt_tokens_total").increment(n_prompt as u64);
+        if n_decode > 0 {
+            metrics::histogram!("shohin_time_per_output_token_seconds")
+                .record(elapsed.as_secs_f64());
+            metrics::gauge!("shohin_tokens_per_second")
+                .set(n_decode as f64 / elapsed.as_secs_f64().max(1e-9));
+        }
+        for (i, toks) in plan {
+            self.slots[i].tokens.extend_from_slice(&toks);
+            self.after(i);
+        }
+    }
+
+    /// After slot `i` evaluated `toks`: pool, fork, sample, stream.
+    fn after(&mut self, i: usize) {
+        let d = self.model.config.n_embd;
+        let s = &mut self.slots[i];
+        let job = s.job.as_mut().expect("a running slot");
+        let done = job.pending.is_empty();
+        let gid = job.group;
+        match &mut job.kind {
+            JobKind::Embed {
+                pooling,
+                hidden,
+                acc,
+                n,
+            } => {
+                for row in hidden.chunks_exact(d) {
+                    match pooling {
+                        Pooling::Mean => acc.iter_mut().zip(row).for_each(|(a, r)| *a += r),
+                        Pooling::Cls if *n > 0 => {}
+                        Pooling::Cls | Pooling::Last => acc.copy_from_slice(row),
+                    }
+                    *n += 1;
+                }
+                if done {
+                    let mut e = std::mem::take(acc);
+                    if *pooling == Pooling::Mean {
+                        let k = 1.0 / *n as f32;
+                        e.iter_mut().for_each(|v| *v *= k);
+                    }
+                    l2_normalize(&mut e);
+                    s.job = None;
+                    if let Some(g) = self.groups.remove(&gid) {
+                        let _ = g.tx.send(Event::Embedding(e));
+                        let _ = g.tx.send(Event::Done(g.usage));
+                    }
+                }
+            }
+            JobKind::Generate { .. } => {
+                if !done {
+                    return;
+                }
+                // The prompt is done: fork the other choices first.
+                let reserved = self
+                    .groups
+                    .get_mut(&gid)
+                    .map(|g| std::mem::take(&mut g.reserved))
+                    .unwrap_or_default();
+                if !reserved.is_empty() {
+                    self.fork(i, gid, &reserved);
+                }
+                for j in std::iter::once(i).chain(reserved) {
+                    self.sample(j);
+                }
+            }
+        }
+    }
+
+    /// Copy slot `src`'s sequence and logits into the reserved slots, each
+    /// a new choice with its own seed.
+    fn fork(&mut self, src: usize, gid: u64, reserved: &[usize]) {
+        let Some(Task::Generate { params, .. }) = self.groups.get(&gid).map(|g| g.task.clone())
+        else {
+            return;
+        };
+        let admitted = self.slots[src].job.as_ref().map_or(0, |j| j.admitted);
+        let logits = self.slots[src]
+            .job
+            .as_ref()
+            .map(|j| j.logits.clone())
+            .unwrap_or_default();
+        let n = self.slots[src].tokens.len();
+        for (k, &r) in reserved.iter().enumerate() {
+            let (a, b) = pair(&mut self.slots, r, src);
+            a.copy_prefix(b, n);
+            a.reserved = false;
+            let mut p = params.clone();
+            p.sampling.seed = p.sampling.seed.wrapping_add(k as u64 + 1);
+            a.job = Some(Job {
+                group: gid,
+                index: k + 1,
+                pending: Vec::new(),
+                kind: JobKind::Generate {
+                    gen: Box::new(Generator::new(p).expect("checked at submit")),
+                    feed: None,
+                },
+                logits: logits.clone(),
+                admitted,
+            });
+        }
+    }
+
+    /// Sample slot `i`'s next token and send it.
+    fn sample(&mut self, i: usize) {
+        let n_ctx = self.cfg.n_ctx_slot;
+        let tok = self.tok;
+        let s = &mut self.slots[i];
+        let Some(job) = s.job.as_mut() else { return };
+        let JobKind::Generate { gen, feed } = &mut job.kind else {
+            return;
+        };
+        let room = s.tokens.len() < n_ctx;
+        let next = match gen.next(tok, &job.logits, &s.tokens, room) {
+            Ok(n) => n,
+            Err(e) => {
+                let gid = job.group;
+                if let Some(g) = self.groups.get(&gid) {
+                    let _ = g.tx.send(Event::Error(e.to_string()));
+                }
+                self.end_group(gid);
+                return;
+            }
+        };
+        let (gid, index) = (job.group, job.index);
+        let finished = next.finish.is_some();
+        *feed = (!finished).then_some(next.id);
+        if finished {
+            s.job = None;
+        }
+        let now = Instant::now();
+        metrics::counter!("shohin_generated_tokens_total").increment(1);
+        let Some(g) = self.groups.get_mut(&gid) else {
+            return;
+        };
+        if g.first_token.is_none() {
+            g.first_token = Some(now);
+            g.usage.time_to_first_token = now - g.submitted;
+            metrics::histogram!("shohin_time_to_first_token_seconds")
+                .record(g.usage.time_to_first_token.as_secs_f64());
+        }
+        g.last_token = Some(now);
+        g.usage.completion_tokens += 1;
+        let _ = g.tx.send(Event::Token { index, next });
+        if finished {
+            g.running -= 1;
+            if g.running == 0 {
+                g.usage.generation = now - g.first_token.unwrap_or(now);
+                let _ = g.tx.send(Event::Done(g.usage));
+                self.groups.remove(&gid);
+            }
+        }
+    }
+
+    /// Share the load figures with [`super::Engine::stats`] and `/metrics`.
+    fn publish(&self) {
+        let (mut active, mut used, mut cached) = (0, 0, 0);
+        for s in &self.slots {
+            if s.job.is_some() || s.reserved {
+                active += 1;
+                used += s.tokens.len();
+            } else {
+                cached += s.tokens.len();
+            }
+        }
+        let sh = self.shared;
+        sh.active_slots.store(active, Ordering::SeqCst);
+        sh.kv_cells_used.store(used, Ordering::SeqCst);
+        sh.kv_cells_cached.store(cached, Ordering::SeqCst);
+        metrics::gauge!("shohin_active_slots").set(active as f64);
+        metrics::gauge!("shohin_kv_cells_used").set(used as f64);
+        metrics::gauge!("shohin_kv_cells_cached").set(cached as f64);
+        metrics::gauge!("shohin_queue_depth").set(sh.queued.load(Ordering::SeqCst) as f64);
+    }
+}
+
+fn l2_normalize(v: &mut [f32]) {
+    let n = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if n > 0.0 {
+        let k = (1.0 / n) as f32;
+        v.iter_mut().for_each(|x| *x *= k);
+    }
+}
+
+/// Two distinct slots, one mutable.
+fn pair(slots: &mut [Slot], a: usize, b: usize) -> (&mut Slot, &Slot) {
+    assert_ne!(a, b);
+    if a < b {
+        let (l, r) = slots.split_at_mut(b);
+        (&mut l[a], &r[0])
+    } else {
+        let (l, r) = slots.split_at_mut(a);
+        (&mut r[0], &l[b])
+    }
+}

@@ -1,0 +1,99 @@
+//! A slot: one sequence's state in the model and the request running in it.
+//!
+//! A sequence's state is what `forward_batch` reads and extends: today the
+//! KV rows of every layer. A hybrid model (Qwen3.5 / Bonsai 2: Gated
+//! DeltaNet layers keep a fixed-size recurrent state per sequence instead
+//! of KV rows) adds that state here; the scheduler only asks a slot how far
+//! back it can be reused ([`Slot::reusable`]) and to copy a prefix, so it
+//! does not change shape when the state does.
+
+use super::Pooling;
+use crate::generate::Generator;
+use crate::kv_cache::KvCache;
+
+pub(crate) struct Slot {
+    pub cache: KvCache,
+    /// The tokens whose rows the cache holds (`cache.len()` of them).
+    pub tokens: Vec<u32>,
+    pub job: Option<Job>,
+    /// Held for a choice of a request still evaluating its prompt.
+    pub reserved: bool,
+    /// A counter value of the last use, for least-recently-used eviction.
+    pub last_used: u64,
+}
+
+/// A request (or one choice of it) running in a slot.
+pub(crate) struct Job {
+    /// The request's group (shared by its choices).
+    pub group: u64,
+    /// The choice index (OpenAI's `index`).
+    pub index: usize,
+    /// Prompt tokens not yet evaluated.
+    pub pending: Vec<u32>,
+    pub kind: JobKind,
+    /// Logits after the last evaluated token (once the prompt is done).
+    pub logits: Vec<f32>,
+    /// When the job was admitted (orders prefill, oldest first).
+    pub admitted: u64,
+}
+
+pub(crate) enum JobKind {
+    /// `feed`: the sampled token to evaluate next step.
+    Generate {
+        gen: Box<Generator>,
+        feed: Option<u32>,
+    },
+    /// `hidden`: the step's hidden rows; `acc`: their sum, first or last
+    /// row so far, by pooling; `n`: tokens pooled.
+    Embed {
+        pooling: Pooling,
+        hidden: Vec<f32>,
+        acc: Vec<f32>,
+        n: usize,
+    },
+}
+
+impl Slot {
+    pub fn new(cache: KvCache) -> Self {
+        Self {
+            cache,
+            tokens: Vec::new(),
+            job: None,
+            reserved: false,
+            last_used: 0,
+        }
+    }
+
+    pub fn is_free(&self) -> bool {
+        self.job.is_none() && !self.reserved
+    }
+
+    /// The longest prefix of `prompt` this slot holds.
+    pub fn common_prefix(&self, prompt: &[u32]) -> usize {
+        self.tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// How many of the first `want` positions can be kept and built upon.
+    /// For KV rows, all of them; a recurrent state could only be resumed at
+    /// the positions where it was saved.
+    pub fn reusable(&self, want: usize) -> usize {
+        want.min(self.tokens.len())
+    }
+
+    /// Keep the first `n` positions only.
+    pub fn truncate(&mut self, n: usize) {
+        self.tokens.truncate(n);
+        self.cache.truncate(n);
+    }
+
+    /// Make this slot hold the first `n` positions of `src`.
+    pub fn copy_prefix(&mut self, src: &Slot, n: usize) {
+        self.cache.copy_prefix_from(&src.cache, n);
+        self.tokens.clear();
+        self.tokens.extend_from_slice(&src.tokens[..n]);
+    }
+}
