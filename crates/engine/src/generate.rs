@@ -23,6 +23,9 @@ pub struct GenParams {
     /// Report each token's log-probability and this many alternatives
     /// (`None`: no log-probabilities).
     pub logprobs: Option<usize>,
+    /// Never sample an end-of-generation token (llama.cpp's `ignore_eos`:
+    /// their logits are set to -inf), for benchmarks of fixed length.
+    pub ignore_eos: bool,
 }
 
 impl Default for GenParams {
@@ -32,6 +35,7 @@ impl Default for GenParams {
             max_tokens: usize::MAX,
             stop: Vec::new(),
             logprobs: None,
+            ignore_eos: false,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Generator {
     /// Decoded text not yet emitted: it may be the start of a stop string.
     held: String,
     n: usize,
+    /// The logits with end-of-generation tokens masked (`ignore_eos`).
+    masked: Vec<f32>,
 }
 
 impl Generator {
@@ -100,6 +106,7 @@ impl Generator {
             params,
             held: String::new(),
             n: 0,
+            masked: Vec::new(),
         })
     }
 
@@ -123,7 +130,18 @@ impl Generator {
         room: bool,
     ) -> Result<Next, TokenizerError> {
         let logprob = self.params.logprobs.map(|k| logprob_of(logits, k));
-        let id = self.sampler.sample(logits, history);
+        let id = if self.params.ignore_eos {
+            self.masked.clear();
+            self.masked.extend_from_slice(logits);
+            for &e in tok.eog_ids() {
+                if let Some(l) = self.masked.get_mut(e as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            self.sampler.sample(&self.masked, history)
+        } else {
+            self.sampler.sample(logits, history)
+        };
         let logprob = logprob.map(|f| f(id));
         self.n += 1;
         if tok.is_eog(id) {

@@ -392,3 +392,41 @@ fn embeddings_pool_the_final_hidden_states() {
         assert!(worst < 1e-5, "{pooling:?}: {worst}");
     }
 }
+
+#[test]
+fn a_long_prompt_is_chunked_between_decode_steps() {
+    let path = shared().join("fixtures/tiny-q1_0.gguf");
+    let (e, tok) = setup(&path, EngineConfig::new(2, 2048));
+    let short = tok.encode("Hello", true, true);
+    let mut a = e
+        .submit(Request {
+            prompt: short,
+            task: Task::Generate {
+                params: params(0.0, 1, 100_000),
+                n: 1,
+            },
+        })
+        .unwrap();
+    assert!(matches!(a.blocking_recv(), Some(Event::Token { .. })));
+    // 1000 prompt tokens: at most `n_prefill_busy` (128) per step while
+    // `a` decodes, so `a` keeps streaming during the prefill.
+    let long: Vec<u32> = (0..1000).map(|i| 1000 + i % 5000).collect();
+    let mut b = e
+        .submit(Request {
+            prompt: long,
+            task: Task::Generate {
+                params: params(0.0, 1, 1),
+                n: 1,
+            },
+        })
+        .unwrap();
+    assert!(matches!(b.blocking_recv(), Some(Event::Token { .. })));
+    let mut during = 0;
+    while let Ok(ev) = a.try_recv() {
+        if matches!(ev, Event::Token { .. }) {
+            during += 1;
+        }
+    }
+    // ceil(1000 / 128) = 8 prefill steps, each with a decode token of `a`.
+    assert!(during >= 7, "only {during} tokens streamed during the prefill");
+}
