@@ -428,5 +428,8 @@ fn a_long_prompt_is_chunked_between_decode_steps() {
         }
     }
     // ceil(1000 / 128) = 8 prefill steps, each with a decode token of `a`.
-    assert!(during >= 7, "only {during} tokens streamed during the prefill");
+    assert!(
+        during >= 7,
+        "only {during} tokens streamed during the prefill"
+    );
 }
