@@ -13,6 +13,7 @@ pub fn llama_cpp_spellings(
     args.map(|a| match a.to_str() {
         Some("-ctk") => "--cache-type-k".into(),
         Some("-ctv") => "--cache-type-v".into(),
+        Some("-np") => "--parallel".into(),
         _ => a,
     })
     .collect()
@@ -72,6 +73,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Measure prompt processing and generation speed (llama-bench's tests).
     Bench(BenchArgs),
+    /// Serve the model over HTTP: OpenAI-compatible chat completions,
+    /// completions, embeddings and models, plus /tokenize, /health, /metrics.
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -238,4 +242,45 @@ pub struct BenchArgs {
     pub no_repack: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// How `/v1/embeddings` pools the prompt's hidden states.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolingArg {
+    Mean,
+    Last,
+    Cls,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The model, threads, cache and repacking flags; --ctx-size here is
+    /// the TOTAL context, shared evenly by the slots (llama-server's -c).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port; the bound one is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Requests decoded at once (slots; also -np).
+    #[arg(long = "parallel", default_value_t = 4)]
+    pub parallel: usize,
+    /// Requests waiting for a slot at most; more are answered 429.
+    #[arg(long = "max-queue", default_value_t = 256)]
+    pub max_queue: usize,
+    /// Require `Authorization: Bearer KEY` (not for /health and /metrics).
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// The model id reported and accepted (default: the file name; the
+    /// file name and its stem are always accepted).
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Pooling of /v1/embeddings.
+    #[arg(long, value_enum, default_value_t = PoolingArg::Mean)]
+    pub pooling: PoolingArg,
+    /// Default sampling of requests that leave a field out.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 }

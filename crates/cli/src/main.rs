@@ -7,6 +7,7 @@ mod chat;
 mod info;
 mod load;
 mod run;
+mod serve;
 mod tokenize;
 
 use clap::Parser;
@@ -19,6 +20,7 @@ fn main() {
         args::Command::Tokenize(a) => tokenize::tokenize(a),
         args::Command::Info(a) => info::info(a),
         args::Command::Bench(a) => bench::bench(a),
+        args::Command::Serve(a) => serve::serve(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

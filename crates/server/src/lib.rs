@@ -1,0 +1,40 @@
+//! shohin's HTTP server: OpenAI's chat completions, completions, embeddings
+//! and models endpoints (wire format as OpenAI's, streaming as server-sent
+//! events), llama-server's `/tokenize` and `/detokenize`, `/health` and
+//! Prometheus `/metrics`, on top of the continuous-batching
+//! [`shohin_engine::scheduler::Engine`].
+//!
+//! [`app`] builds the router for a loaded model (what the tests drive);
+//! [`serve`] binds first, answers `/health` with 503 `loading` while the
+//! model loads, then serves [`app`] until a shutdown signal, and drains
+//! in-flight requests for at most [`SHUTDOWN_GRACE`].
+//!
+//! Notes on behaviour:
+//! - `seed`: a request without one gets a fresh random seed (or the
+//!   server's `--seed` when it was given); the same explicit seed and the
+//!   same request give the same output. Choice `i` of `n` uses `seed + i`.
+//! - `max_tokens` / `max_completion_tokens` default to "until the end of
+//!   generation or a full slot context" (`finish_reason: "length"`).
+//! - With `--api-key`, every endpoint but `/health` and `/metrics` needs
+//!   `Authorization: Bearer KEY`.
+//! - A client that disconnects cancels its request: the handler (or the
+//!   SSE body) owns the engine's event receiver, and dropping it frees
+//!   the slot within one engine step.
+
+mod body;
+mod chat;
+mod completions;
+mod embeddings;
+mod error;
+mod generation;
+mod metrics;
+mod misc;
+mod params;
+mod server;
+mod state;
+
+pub use body::MAX_BODY_BYTES;
+pub use error::ApiError;
+pub use metrics::prometheus_handle;
+pub use server::{app, gate, serve, SHUTDOWN_GRACE, SHUTDOWN_HARD};
+pub use state::{model_names, AppState, ServerConfig};
