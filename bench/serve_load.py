@@ -36,7 +36,7 @@ def one(i, out):
     c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
     r = c.getresponse()
     assert r.status == 200, (r.status, r.read()[:300])
-    ttft, n = None, 0
+    ttft, n, last = None, 0, None
     for line in r:
         line = line.strip()
         if not line.startswith(b"data: ") or line == b"data: [DONE]":
@@ -45,10 +45,13 @@ def one(i, out):
         for choice in ch.get("choices", []):
             if choice.get("delta", {}).get("content"):
                 n += 1
+                last = time.time() - t0
                 if ttft is None:
-                    ttft = time.time() - t0
+                    ttft = last
     c.close()
-    out.append((ttft if ttft is not None else time.time() - t0, n))
+    # Decode speed of this request: tokens after the first over their time.
+    rate = (n - 1) / (last - ttft) if n > 1 and last > ttft else 0.0
+    out.append((ttft if ttft is not None else time.time() - t0, n, rate))
 
 
 def client(k, out):
@@ -75,4 +78,5 @@ print(json.dumps({
     "tok_s": round(tokens / wall, 2),
     "ttft_p50_ms": round(statistics.median(ttfts) * 1e3, 1),
     "ttft_p95_ms": round(p95 * 1e3, 1),
+    "decode_tok_s_per_request": round(statistics.median(r[2] for r in results), 2),
 }))

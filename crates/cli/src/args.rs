@@ -270,6 +270,11 @@ pub struct ServeArgs {
     /// Requests waiting for a slot at most; more are answered 429.
     #[arg(long = "max-queue", default_value_t = 256)]
     pub max_queue: usize,
+    /// Tokens per engine step at most (decode tokens of every running
+    /// request plus prompt chunks; llama-server's -b / -ub). While requests
+    /// are streaming, prompts get at most 128 tokens of a step.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 256)]
+    pub batch_size: usize,
     /// Require `Authorization: Bearer KEY` (not for /health and /metrics).
     #[arg(long = "api-key", value_name = "KEY")]
     pub api_key: Option<String>,

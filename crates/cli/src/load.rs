@@ -56,11 +56,30 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
     }
     let n_ctx = shohin_engine::session::resolve_ctx(a.ctx_size, model.config.n_ctx_train)?;
     warm(&model);
+    release_freed_memory();
     Ok(Loaded {
         model,
         tokenizer,
         n_ctx,
     })
+}
+
+/// Give the memory freed by loading (the repacking's temporary buffers)
+/// back to the OS: glibc keeps freed blocks in its per-thread arenas, where
+/// they would stay resident for the whole run (measured: 20-40 MB on the
+/// real 0.5B model, more on 8B files).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim takes no pointers and only releases
+        // free memory of the allocator's own arenas; it is thread-safe.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 /// Touch every page of the weights the backend reads from the file once, so

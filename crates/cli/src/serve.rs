@@ -31,6 +31,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let ctx_per_slot = ctx_per_slot(a.model.ctx_size, a.parallel, n_ctx_train)?;
     let mut engine = EngineConfig::new(a.parallel, ctx_per_slot);
     engine.max_queue = a.max_queue;
+    if a.batch_size == 0 || a.batch_size > 8192 {
+        anyhow::bail!("-b/--batch-size must be in 1..=8192, got {}", a.batch_size);
+    }
+    engine.n_batch = a.batch_size;
     let cfg = ServerConfig {
         alias: a.alias.clone(),
         api_key: a.api_key.clone(),
