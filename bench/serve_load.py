@@ -1,9 +1,9 @@
 """Serving throughput of an OpenAI-compatible server (used by serve-compare.sh).
 
-    python3 bench/serve_load.py BASE_URL CLIENTS [TOKENS] [ROUNDS]
+    python3 bench/serve_load.py BASE_URL CLIENTS [TOKENS] [ROUNDS] [TEMPERATURE]
 
 CLIENTS threads each send ROUNDS streaming chat requests, one after the other
-(greedy, max_tokens=TOKENS, ignore_eos so every request generates TOKENS).
+(greedy unless TEMPERATURE is given, max_tokens=TOKENS, ignore_eos so every request generates TOKENS).
 Prints one JSON line: aggregate generated tokens/s over the wall time, and
 the time to first token (p50 / p95) over all requests. Stdlib only.
 """
@@ -20,6 +20,7 @@ BASE = urllib.parse.urlparse(sys.argv[1])
 CLIENTS = int(sys.argv[2])
 TOKENS = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+TEMP = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 TOPICS = ["the sea", "a cat", "rust", "mountains", "coffee", "the moon", "trains", "rain"]
 
 
@@ -27,7 +28,8 @@ def one(i, out):
     body = json.dumps({
         "messages": [{"role": "user", "content": f"Write a long essay about {TOPICS[i % len(TOPICS)]} (part {i})."}],
         "max_tokens": TOKENS,
-        "temperature": 0,
+        "temperature": TEMP,
+        "seed": i,
         "ignore_eos": True,
         "stream": True,
     })
