@@ -76,12 +76,21 @@ pub enum Command {
     /// Serve the model over HTTP: OpenAI-compatible chat completions,
     /// completions, embeddings and models, plus /tokenize, /health, /metrics.
     Serve(ServeArgs),
+    /// Quantize a GGUF file like llama-quantize (IN OUT TYPE), byte for byte.
+    Quantize(QuantizeArgs),
+    /// Download a GGUF from the Hugging Face Hub into the cache; prints its path last.
+    Pull(PullArgs),
+    /// List the models in the cache, with their sizes.
+    List(ListArgs),
+    /// Remove a model (a repository, or one file of it) from the cache.
+    Rm(RmArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Path to the GGUF model file.
-    #[arg(short = 'm', long = "model")]
+    /// Path to the GGUF model file, or hf:owner/name[:FILE] from the Hugging
+    /// Face Hub (downloaded into the cache on first use).
+    #[arg(short = 'm', long = "model", default_value = crate::pull::DEFAULT_MODEL)]
     pub model: PathBuf,
     /// Threads for the CPU backend (default: all cores).
     #[arg(short = 't', long = "threads", default_value_t = 0)]
@@ -183,7 +192,7 @@ pub struct ChatArgs {
 
 #[derive(Args, Debug)]
 pub struct TokenizeArgs {
-    /// Path to the GGUF model file.
+    /// Path to the GGUF model file, or hf:owner/name[:FILE] (Hugging Face Hub).
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
     /// Print `{"ids":[...]}`.
@@ -198,7 +207,7 @@ pub struct TokenizeArgs {
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// Path to the GGUF model file.
+    /// Path to the GGUF model file, or hf:owner/name[:FILE] (Hugging Face Hub).
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
     /// Print one JSON object.
@@ -207,8 +216,31 @@ pub struct InfoArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// Input GGUF file (F32 / F16 / BF16 tensors; quantized ones with --allow-requantize).
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Output GGUF file.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// Target, as llama-quantize names it (case-insensitive): Q8_0, Q4_0, Q5_0, Q1_0, Q2_0,
+    /// TQ1_0, TQ2_0, Q4_K_M, Q4_K_S, Q5_K_M, Q5_K_S, Q6_K, F16, BF16, F32.
+    #[arg(value_name = "TYPE")]
+    pub type_pos: Option<String>,
+    /// The target type, as a flag (instead of the third argument).
+    #[arg(long = "type", value_name = "TYPE", conflicts_with = "type_pos")]
+    pub type_flag: Option<String>,
+    /// Dequantize already-quantized tensors and quantize them again.
+    #[arg(long = "allow-requantize")]
+    pub allow_requantize: bool,
+    /// Threads (default: all cores).
+    #[arg(short = 't', long = "threads", default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Path to the GGUF model file.
+    /// Path to the GGUF model file, or hf:owner/name[:FILE] (Hugging Face Hub).
     #[arg(short = 'm', long = "model")]
     pub model: Option<PathBuf>,
     /// Benchmark a Bonsai-shaped model with random weights, built in memory:
@@ -288,4 +320,24 @@ pub struct ServeArgs {
     /// Default sampling of requests that leave a field out.
     #[command(flatten)]
     pub sampling: SamplingArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// owner/name[:FILE] (without FILE: the repository's only .gguf).
+    #[arg(value_name = "REPO[:FILE]")]
+    pub model: String,
+    /// Branch, tag or commit.
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// owner/name (the whole repository) or owner/name:FILE.
+    #[arg(value_name = "REPO[:FILE]")]
+    pub model: String,
 }

@@ -6,6 +6,8 @@ mod bench;
 mod chat;
 mod info;
 mod load;
+mod pull;
+mod quantize;
 mod run;
 mod serve;
 mod tokenize;
@@ -13,7 +15,12 @@ mod tokenize;
 use clap::Parser;
 
 fn main() {
-    let cli = args::Cli::parse_from(args::llama_cpp_spellings(std::env::args_os()));
+    let mut cli = args::Cli::parse_from(args::llama_cpp_spellings(std::env::args_os()));
+    // `-m hf:owner/name[:FILE]` (and the default model): a cached path.
+    if let Err(e) = pull::resolve_model_flags(&mut cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let result = match cli.command {
         args::Command::Run(a) => run::run(a),
         args::Command::Chat(a) => chat::chat(a),
@@ -21,6 +28,10 @@ fn main() {
         args::Command::Info(a) => info::info(a),
         args::Command::Bench(a) => bench::bench(a),
         args::Command::Serve(a) => serve::serve(a),
+        args::Command::Quantize(a) => quantize::quantize(a),
+        args::Command::Pull(a) => pull::pull(a),
+        args::Command::List(a) => pull::list(a),
+        args::Command::Rm(a) => pull::rm(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
