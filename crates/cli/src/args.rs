@@ -78,6 +78,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Quantize a GGUF file like llama-quantize (IN OUT TYPE), byte for byte.
     Quantize(QuantizeArgs),
+    /// Convert a Hugging Face checkpoint directory (Qwen3, Qwen2 safetensors) to GGUF.
+    Convert(ConvertArgs),
     /// Download a GGUF from the Hugging Face Hub into the cache; prints its path last.
     Pull(PullArgs),
     /// List the models in the cache, with their sizes.
@@ -233,6 +235,29 @@ pub struct QuantizeArgs {
     /// Dequantize already-quantized tensors and quantize them again.
     #[arg(long = "allow-requantize")]
     pub allow_requantize: bool,
+    /// Threads (default: all cores).
+    #[arg(short = 't', long = "threads", default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Checkpoint directory: config.json, *.safetensors (or a sharded
+    /// model.safetensors.index.json), tokenizer.json, tokenizer_config.json.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Output GGUF file.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// Output type (as convert_hf_to_gguf.py's --outtype): f32, f16, bf16, q8_0;
+    /// 1-D tensors and norms stay F32.
+    #[arg(
+        long = "type",
+        alias = "outtype",
+        value_name = "TYPE",
+        default_value = "f16"
+    )]
+    pub out_type: String,
     /// Threads (default: all cores).
     #[arg(short = 't', long = "threads", default_value_t = 0)]
     pub threads: usize,

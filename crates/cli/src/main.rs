@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod chat;
+mod convert;
 mod info;
 mod load;
 mod pull;
@@ -29,6 +30,7 @@ fn main() {
         args::Command::Bench(a) => bench::bench(a),
         args::Command::Serve(a) => serve::serve(a),
         args::Command::Quantize(a) => quantize::quantize(a),
+        args::Command::Convert(a) => convert::convert(a),
         args::Command::Pull(a) => pull::pull(a),
         args::Command::List(a) => pull::list(a),
         args::Command::Rm(a) => pull::rm(a),

@@ -98,11 +98,14 @@ fn check_dims(t: &TensorInfo, want: &[u64]) -> Result<()> {
 fn matrix(f: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Matrix> {
     let t = find(f, name)?;
     check_dims(t, &[cols as u64, rows as u64])?;
-    if matches!(t.ggml_type, GgmlType::Q8K | GgmlType::Q8_0R) {
+    if matches!(
+        t.ggml_type,
+        GgmlType::Q8K | GgmlType::Q8_1 | GgmlType::Q8_0R
+    ) {
         return Err(EngineError::BadTensorType {
             name: name.to_string(),
             ty: t.ggml_type,
-            why: "Q8_K and Q8_0R are activation formats",
+            why: "Q8_K, Q8_1 and Q8_0R are activation formats",
         });
     }
     Ok(Matrix {

@@ -130,7 +130,7 @@ impl<'a> GgufWriter<'a> {
 
     /// Checks everything the reader checks; returns the alignment and each
     /// tensor's offset in the data section.
-    fn plan(&self) -> Result<(u64, Vec<u64>), GgufError> {
+    fn plan(&self, deferred: bool) -> Result<(u64, Vec<u64>, Vec<u64>), GgufError> {
         let mut keys = HashSet::new();
         for (i, (key, value)) in self.metadata.iter().enumerate() {
             if key.is_empty() {
@@ -144,6 +144,7 @@ impl<'a> GgufWriter<'a> {
         let alignment = self.alignment()?;
         let mut names = HashSet::new();
         let mut offsets = Vec::with_capacity(self.tensors.len());
+        let mut needs = Vec::with_capacity(self.tensors.len());
         let mut offset = 0u64;
         for t in &self.tensors {
             if !names.insert(t.name.as_str()) {
@@ -173,7 +174,7 @@ impl<'a> GgufWriter<'a> {
             };
             let need = t.ggml_type.bytes_for(n).ok_or_else(overflow)?;
             let got = t.data.len() as u64;
-            if got != need {
+            if !deferred && got != need {
                 return Err(GgufError::DataLength {
                     tensor: t.name.clone(),
                     need,
@@ -190,45 +191,84 @@ impl<'a> GgufWriter<'a> {
                 });
             }
             offsets.push(offset);
+            needs.push(need);
             offset = offset.checked_add(slot).ok_or_else(overflow)?;
         }
-        Ok((alignment, offsets))
+        Ok((alignment, offsets, needs))
     }
 
     /// Writes the file; returns the number of bytes written. Validates first:
     /// on a validation error nothing has been written.
     pub fn write_to<W: Write>(&self, out: W) -> Result<u64, GgufError> {
-        let (alignment, offsets) = self.plan()?;
+        self.write_impl(out, false, |i| {
+            Ok::<_, GgufError>(Cow::Borrowed(&*self.tensors[i].data))
+        })
+    }
+
+    /// Like [`write_to`](Self::write_to), but tensor `i`'s bytes come from
+    /// `data(i)` only when the writer reaches it (in tensor order), so a
+    /// converter holds one tensor at a time: add the tensors with empty data.
+    /// Names, dims and types are validated before the first byte; a produced
+    /// tensor of the wrong length is an error (the file is then incomplete).
+    pub fn write_streaming<'b, W: Write, E: From<GgufError>>(
+        &self,
+        out: W,
+        data: impl FnMut(usize) -> Result<Cow<'b, [u8]>, E>,
+    ) -> Result<u64, E> {
+        self.write_impl(out, true, data)
+    }
+
+    fn write_impl<'b, W: Write, E: From<GgufError>>(
+        &self,
+        out: W,
+        deferred: bool,
+        mut data: impl FnMut(usize) -> Result<Cow<'b, [u8]>, E>,
+    ) -> Result<u64, E> {
+        let (alignment, offsets, needs) = self.plan(deferred)?;
+        let io = |e: std::io::Error| E::from(GgufError::from(e));
         let mut w = Counter {
             inner: BufWriter::with_capacity(1 << 16, out),
             n: 0,
         };
-        w.write_all(b"GGUF")?;
-        w.write_all(&self.version.to_le_bytes())?;
-        w.write_all(&(self.tensors.len() as u64).to_le_bytes())?;
-        w.write_all(&(self.metadata.len() as u64).to_le_bytes())?;
+        w.write_all(b"GGUF").map_err(io)?;
+        w.write_all(&self.version.to_le_bytes()).map_err(io)?;
+        w.write_all(&(self.tensors.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(&(self.metadata.len() as u64).to_le_bytes())
+            .map_err(io)?;
         for (key, value) in &self.metadata {
-            write_str(&mut w, key)?;
-            w.write_all(&value.value_type().id().to_le_bytes())?;
-            write_payload(&mut w, value)?;
+            write_str(&mut w, key).map_err(io)?;
+            w.write_all(&value.value_type().id().to_le_bytes())
+                .map_err(io)?;
+            write_payload(&mut w, value).map_err(io)?;
         }
         for (t, &offset) in self.tensors.iter().zip(&offsets) {
-            write_str(&mut w, &t.name)?;
-            w.write_all(&(t.dims.len() as u32).to_le_bytes())?;
+            write_str(&mut w, &t.name).map_err(io)?;
+            w.write_all(&(t.dims.len() as u32).to_le_bytes())
+                .map_err(io)?;
             for d in &t.dims {
-                w.write_all(&d.to_le_bytes())?;
+                w.write_all(&d.to_le_bytes()).map_err(io)?;
             }
-            w.write_all(&t.ggml_type.id().to_le_bytes())?;
-            w.write_all(&offset.to_le_bytes())?;
+            w.write_all(&t.ggml_type.id().to_le_bytes()).map_err(io)?;
+            w.write_all(&offset.to_le_bytes()).map_err(io)?;
         }
         if !self.tensors.is_empty() {
-            w.pad(alignment)?;
-            for t in &self.tensors {
-                w.write_all(&t.data)?;
-                w.pad(alignment)?;
+            w.pad(alignment).map_err(io)?;
+            for (i, t) in self.tensors.iter().enumerate() {
+                let bytes = data(i)?;
+                if bytes.len() as u64 != needs[i] {
+                    return Err(GgufError::DataLength {
+                        tensor: t.name.clone(),
+                        need: needs[i],
+                        got: bytes.len() as u64,
+                    }
+                    .into());
+                }
+                w.write_all(&bytes).map_err(io)?;
+                w.pad(alignment).map_err(io)?;
             }
         }
-        w.inner.flush()?;
+        w.inner.flush().map_err(io)?;
         Ok(w.n)
     }
 

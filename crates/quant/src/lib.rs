@@ -4,8 +4,8 @@
 //!
 //! Dot products follow ggml-cpu: activations are first quantized to the
 //! weight format's [`GgmlType::vec_dot_type`] (Q8_0 for the 32-weight
-//! formats, its row-planar form `Q8_0R` for the 1-bit / ternary 64- and
-//! 128-weight ones, Q8_K for the 256-weight ones, F16/BF16/F32 for the
+//! formats, Q8_1 for `Q5_1`, Q8_0's row-planar form `Q8_0R` for the 1-bit /
+//! ternary 64- and 128-weight ones, Q8_K for the 256-weight ones, F16/BF16/F32 for the
 //! float ones), then `vec_dot(weights, activations)` accumulates in integers
 //! per block.
 
@@ -22,10 +22,12 @@ mod q2_0_g128;
 mod q4_0;
 mod q4_k;
 mod q5_0;
+mod q5_1;
 mod q5_k;
 mod q6_k;
 mod q8_0;
 mod q8_0r;
+mod q8_1;
 mod q8_k;
 mod tq1_0;
 mod tq2_0;
@@ -93,7 +95,9 @@ pub fn scalar_kernels(ty: GgmlType) -> Kernels {
         BF16 => k!(bf16),
         Q4_0 => k!(q4_0),
         Q5_0 => k!(q5_0),
+        Q5_1 => k!(q5_1),
         Q8_0 => k!(q8_0),
+        Q8_1 => k!(q8_1),
         Q8K => k!(q8_k),
         Q4K => k!(q4_k),
         Q5K => k!(q5_k),

@@ -19,7 +19,12 @@ pub enum GgmlType {
     BF16,
     Q4_0,
     Q5_0,
+    /// 5-bit with a per-block minimum (id 7): llama-quantize's fallback for
+    /// rows that are not a multiple of 256 in the Q5_K mixes.
+    Q5_1,
     Q8_0,
+    /// Activations only in shohin (id 9): what `Q5_1` dot products consume.
+    Q8_1,
     Q8K,
     Q4K,
     Q5K,
@@ -45,13 +50,15 @@ pub enum GgmlType {
 pub const NO_GGUF_ID: u32 = u32::MAX;
 
 /// Every variant, in table order (tests iterate over it).
-pub const ALL_TYPES: [GgmlType; 17] = [
+pub const ALL_TYPES: [GgmlType; 19] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::BF16,
     GgmlType::Q4_0,
     GgmlType::Q5_0,
+    GgmlType::Q5_1,
     GgmlType::Q8_0,
+    GgmlType::Q8_1,
     GgmlType::Q8K,
     GgmlType::Q4K,
     GgmlType::Q5K,
@@ -108,7 +115,12 @@ impl GgmlType {
             BF16 => tr("BF16", 30, 1, 2, BF16),
             Q4_0 => tr("Q4_0", 2, 32, 18, Q8_0),
             Q5_0 => tr("Q5_0", 6, 32, 22, Q8_0),
+            // f16 d + f16 m + 4 bytes of fifth bits + 16 bytes of nibbles
+            Q5_1 => tr("Q5_1", 7, 32, 2 + 2 + 4 + 16, Q8_1),
             Q8_0 => tr("Q8_0", 8, 32, 34, Q8_0),
+            // f16 d + f16 s (= d·Σq) + 32 i8; ggml-cpu has no Q8_1 dot, its
+            // own vec_dot_type is itself (as Q8_K's)
+            Q8_1 => tr("Q8_1", 9, 32, 2 + 2 + 32, Q8_1),
             // f32 d + 256 i8 + 16 i16 block sums
             Q8K => tr("Q8_K", 15, QK_K, 4 + QK_K + 2 * (QK_K / 16), Q8K),
             // 2 f16 + 12 bytes of 6-bit scales + 128 bytes of nibbles
@@ -174,7 +186,9 @@ impl GgmlType {
             30 => &[BF16],
             2 => &[Q4_0],
             6 => &[Q5_0],
+            7 => &[Q5_1],
             8 => &[Q8_0],
+            9 => &[Q8_1],
             12 => &[Q4K],
             13 => &[Q5K],
             14 => &[Q6K],
@@ -251,6 +265,9 @@ mod tests {
         assert_eq!(GgmlType::TQ1_0.type_size(), 54);
         assert_eq!(GgmlType::TQ2_0.type_size(), 66);
         assert_eq!(GgmlType::Q1_0.type_size(), 18);
+        assert_eq!(GgmlType::Q5_1.type_size(), 24);
+        assert_eq!(GgmlType::Q8_1.type_size(), 36);
+        assert_eq!(GgmlType::Q5_1.vec_dot_type(), GgmlType::Q8_1);
     }
 
     #[test]

@@ -34,9 +34,13 @@ fn random_blocks(ty: GgmlType, nb: usize, rng: &mut Rng) -> Vec<u8> {
         };
         match ty {
             GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => blk[..2].copy_from_slice(&f16()),
-            GgmlType::Q4K | GgmlType::Q5K => {
+            GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q5_1 => {
                 blk[..2].copy_from_slice(&f16());
                 blk[2..4].copy_from_slice(&f16());
+            }
+            GgmlType::Q8_1 => {
+                blk[..2].copy_from_slice(&f16());
+                set_q8_1_sum(blk);
             }
             GgmlType::Q6K => blk[208..210].copy_from_slice(&f16()),
             GgmlType::Q8K => {
@@ -46,6 +50,14 @@ fn random_blocks(ty: GgmlType, nb: usize, rng: &mut Rng) -> Vec<u8> {
         }
     }
     b
+}
+
+/// `s = d·Σqs` of a `Q8_1` block, as its quantizer writes it (the `Q5_1`
+/// dot takes the weights' minimum term from it).
+fn set_q8_1_sum(blk: &mut [u8]) {
+    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+    let sum: i32 = blk[4..].iter().map(|&q| i32::from(q as i8)).sum();
+    blk[2..4].copy_from_slice(&half::f16::from_f32(sum as f32 * d).to_le_bytes());
 }
 
 fn normal_row(n: usize, scale: f64, rng: &mut Rng) -> Vec<f32> {
@@ -62,6 +74,23 @@ fn dequantized(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
     let mut y = vec![0f32; n];
     dequantize_row(ty, b, &mut y).unwrap();
     y
+}
+
+/// `Q5_1` takes its minimum term `m·Σ(qa·d_a)` from the `Q8_1` block sum
+/// `s`, which is stored as `f16` (ggml's design): per block the dot may
+/// differ from the exact one by `|m|` times half an `f16` ulp of `s`
+/// twice over (`s` is `f32 d·Σq` rounded, the reference uses the rounded
+/// `d`): relative 2⁻¹⁰, plus 2⁻²⁵ below the normal range. 0 for the
+/// other formats.
+fn q8_1_sum_rounding(ty: GgmlType, w: &[u8], a: &[u8]) -> f64 {
+    if ty != GgmlType::Q5_1 {
+        return 0.0;
+    }
+    let f = |b: &[u8]| f64::from(half::f16::from_le_bytes([b[0], b[1]]).to_f32());
+    w.chunks_exact(24)
+        .zip(a.chunks_exact(36))
+        .map(|(bw, ba)| f(&bw[2..]).abs() * (f(&ba[2..]).abs() * 2f64.powi(-10) + 2f64.powi(-25)))
+        .sum()
 }
 
 /// Checks `vec_dot(w, a)` against the `f64` reference; returns the
@@ -82,9 +111,10 @@ fn check(ty: GgmlType, w: &[u8], a: &[u8], what: &str) -> f64 {
         .sum();
     let got = vec_dot(ty, n, w, a).unwrap();
     let err = (f64::from(got) - exact).abs();
+    let tol = REL_TOL * mag + q8_1_sum_rounding(ty, w, a);
     assert!(
-        err <= REL_TOL * mag,
-        "{ty} {what} n={n}: vec_dot {got:e}, f64 {exact:e}, err {err:e} > {REL_TOL}·Σ|w·a| ({mag:e})"
+        err <= tol,
+        "{ty} {what} n={n}: vec_dot {got:e}, f64 {exact:e}, err {err:e} > {REL_TOL}·Σ|w·a| ({mag:e}) + s rounding"
     );
     assert!(mag > 0.0, "{ty} {what}: degenerate test data");
     err / mag
@@ -150,6 +180,8 @@ fn standard_vec_dot_extreme_activations() {
             for blk in a.chunks_exact_mut(at.type_size()) {
                 let (qs, rest) = if at == GgmlType::Q8K {
                     blk[4..].split_at_mut(256)
+                } else if at == GgmlType::Q8_1 {
+                    blk[4..].split_at_mut(32)
                 } else {
                     blk[2..].split_at_mut(32)
                 };
@@ -162,6 +194,9 @@ fn standard_vec_dot_extreme_activations() {
                         let s: i16 = if g < 8 { 16 * 127 } else { -16 * 128 };
                         rest[2 * g..2 * g + 2].copy_from_slice(&s.to_le_bytes());
                     }
+                }
+                if at == GgmlType::Q8_1 {
+                    set_q8_1_sum(blk);
                 }
             }
             check(ty, &w, &a, "extreme activations");

@@ -11,8 +11,11 @@ use shohin_gguf::GgufFile;
 use shohin_quantize::{quantize_file, Ftype, Options};
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 9] = [
-    "Q8_0", "Q4_0", "Q5_0", "Q1_0", "Q2_0", "TQ1_0", "TQ2_0", "Q4_K_M", "Q6_K",
+/// Q4_K_S, Q5_K_S and Q5_K_M take Q5_1 for this model's 896-wide rows
+/// (llama-quantize's fallback of Q5_K).
+const TARGETS: [&str; 12] = [
+    "Q8_0", "Q4_0", "Q5_0", "Q1_0", "Q2_0", "TQ1_0", "TQ2_0", "Q4_K_M", "Q6_K", "Q4_K_S", "Q5_K_S",
+    "Q5_K_M",
 ];
 
 fn hex(d: impl AsRef<[u8]>) -> String {

@@ -49,6 +49,10 @@ FORMATS = {
     "q4_k": (T.Q4_K, QK_K, 144, "q8_k"),
     "q5_k": (T.Q5_K, QK_K, 176, "q8_k"),
     "q6_k": (T.Q6_K, QK_K, 210, "q8_k"),
+    # last, so that adding them left the random streams of the others as
+    # they were (the files above regenerate byte for byte)
+    "q5_1": (T.Q5_1, 32, 24, "q8_1"),
+    "q8_1": (T.Q8_1, 32, 36, "q8_1"),
 }
 
 
@@ -79,6 +83,8 @@ class Ggml:
         return out
 
     def dequantize(self, name, b):
+        if name == "q8_1":
+            return dequantize_q8_1(b)
         _, bs, ts, _ = FORMATS[name]
         b = np.ascontiguousarray(b, dtype=np.uint8)
         n = len(b) // ts * bs
@@ -109,6 +115,14 @@ class Ggml:
         s = np.zeros(1, dtype=np.float32)
         f(n, s.ctypes.data, 0, w.ctypes.data, 0, a.ctypes.data, 0, 1)
         return s
+
+
+def dequantize_q8_1(b):
+    """ggml has no dequantize_row_q8_1 (nor gguf-py any Q8_1): the layout's
+    qs * d, in f32 (exact products, as Q8_0's)."""
+    blk = np.ascontiguousarray(b, dtype=np.uint8).reshape(-1, 36)
+    d = blk[:, 0:2].copy().view(np.float16).astype(np.float32)
+    return (blk[:, 4:].view(np.int8).astype(np.float32) * d).reshape(-1)
 
 
 def hexs(a):
@@ -145,6 +159,13 @@ def random_blocks(rng, name, nblocks):
             d[0] = -abs(d[0])
         if name in ("q4_0", "q5_0", "q8_0"):
             b[0:2] = d[:1].view(np.uint8)
+        elif name in ("q4_k", "q5_k", "q5_1"):
+            b[0:4] = d.view(np.uint8)
+        elif name == "q8_1":
+            # s = d * sum(qs), as the quantizer writes it
+            s = float(d[0]) * float(b[4:].view(np.int8).astype(np.int32).sum())
+            b[0:2] = d[:1].view(np.uint8)
+            b[2:4] = np.array([s], dtype=np.float16).view(np.uint8)
         elif name in ("q4_k", "q5_k"):
             b[0:4] = d.view(np.uint8)
         elif name == "q6_k":
@@ -222,10 +243,13 @@ def main():
             src = random_blocks(rng, name, nblocks)
         ref = []
         exp = None
-        if name != "q8_k":
+        if name not in ("q8_k", "q8_1"):
             exp = gq.dequantize(src, qt).reshape(-1)
             ref.append("gguf-py")
-        if name != "f32":
+        if name == "q8_1":
+            exp = dequantize_q8_1(src)
+            ref.append("numpy qs*d")
+        elif name != "f32":
             ex2 = g.dequantize(name, src)
             if exp is not None:
                 assert same_bits(exp, ex2), f"{name}: gguf-py and ggml dequantize differ"
@@ -254,7 +278,7 @@ def main():
                                     "src": f32hex(x), "dst": hexs(got)})
         else:
             rows = float_rows(rng, bs)
-            if name in ("q8_0", "q8_k"):
+            if name in ("q8_0", "q8_k", "q8_1"):
                 rows.append(tie_row(bs))
             if bs == QK_K:
                 # keep the data small: normal, tiny, outliers, all positive,
@@ -263,14 +287,14 @@ def main():
             x = np.concatenate(rows)
             got = g.quantize(name, x)
             ref = "ggml quantize_row_" + name + "_ref"
-            if qt in (T.Q4_0, T.Q5_0, T.Q8_0):
+            if qt in (T.Q4_0, T.Q5_0, T.Q5_1, T.Q8_0):
                 py = gq.quantize(x, qt).reshape(-1)
                 assert (py == got).all(), f"{name}: gguf-py and ggml quantize differ"
                 ref = "gguf-py = " + ref
             doc["quantize"].append({"ref": ref, "src": f32hex(x), "dst": hexs(got)})
 
-        # ---- vec_dot (ggml has no Q8_K x Q8_K kernel)
-        lengths = [] if name == "q8_k" else [7, 64] if bs == 1 else ([1, 2] if bs == QK_K else [1, 2, 7])
+        # ---- vec_dot (ggml has no Q8_K x Q8_K nor Q8_1 x Q8_1 kernel)
+        lengths = [] if name in ("q8_k", "q8_1") else [7, 64] if bs == 1 else ([1, 2] if bs == QK_K else [1, 2, 7])
         for nb in lengths:
             n = nb * bs
             xa = rng.normal(0, 1, n).astype(np.float32)

@@ -13,9 +13,9 @@ work=${WORK:-$(mktemp -d)}
 f16="$work/f16.gguf"
 "$PEER/bin/llama-quantize" --allow-requantize "$REAL" "$f16" F16 >/dev/null 2>&1
 python3 "$here/gguf_tensor_hashes.py" "$f16" F16 >"$here/golden_F16.json"
-# Q4_K_S, Q5_K_S and Q5_K_M are left out: on this model they need Q5_1 (the
-# fallback of Q5_K for 896-wide rows), which shohin does not implement.
-for t in ${TYPES:-Q8_0 Q4_0 Q5_0 Q1_0 Q2_0 TQ1_0 TQ2_0 Q4_K_M Q6_K}; do
+# Q4_K_S, Q5_K_S and Q5_K_M use Q5_1 on this model (the fallback of Q5_K
+# for 896-wide rows).
+for t in ${TYPES:-Q8_0 Q4_0 Q5_0 Q1_0 Q2_0 TQ1_0 TQ2_0 Q4_K_M Q6_K Q4_K_S Q5_K_S Q5_K_M}; do
   "$PEER/bin/llama-quantize" "$f16" "$work/$t.gguf" "$t" >/dev/null 2>&1
   python3 "$here/gguf_tensor_hashes.py" "$work/$t.gguf" "$t" >"$here/golden_$t.json"
   rm -f "$work/$t.gguf"

@@ -1,0 +1,404 @@
+//! A small random Qwen3 checkpoint in Hugging Face's layout (two safetensors
+//! shards with an index, mixed F32 / F16 / BF16, tokenizer files built from
+//! the real Qwen vocabulary of `ggml-vocab-qwen2.gguf`), and an independent
+//! float64 forward of its own tensors.
+#![allow(dead_code)]
+
+use half::{bf16, f16};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use serde_json::{json, Value as Json};
+use shohin_gguf::{GgufFile, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const HIDDEN: usize = 64;
+pub const LAYERS: usize = 2;
+pub const HEADS: usize = 4;
+pub const KV_HEADS: usize = 2;
+pub const HEAD_DIM: usize = 16;
+pub const FF: usize = 128;
+pub const THETA: f64 = 1_000_000.0;
+pub const EPS: f64 = 1e-6;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(name)
+}
+
+/// The vocabulary of the fixture: tokens, token types, merges.
+pub struct Vocab {
+    pub tokens: Vec<String>,
+    pub types: Vec<i32>,
+    pub merges: Vec<String>,
+}
+
+fn strings(f: &GgufFile, key: &str) -> Vec<String> {
+    f.get_array(key)
+        .unwrap()
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            _ => panic!("{key}"),
+        })
+        .collect()
+}
+
+pub fn fixture_vocab() -> Vocab {
+    let f = GgufFile::open(&fixture("ggml-vocab-qwen2.gguf")).unwrap();
+    let types = f
+        .get_array("tokenizer.ggml.token_type")
+        .unwrap()
+        .iter()
+        .map(|v| match v {
+            Value::I32(t) => *t,
+            _ => panic!("token_type"),
+        })
+        .collect();
+    Vocab {
+        tokens: strings(&f, "tokenizer.ggml.tokens"),
+        types,
+        merges: strings(&f, "tokenizer.ggml.merges"),
+    }
+}
+
+/// The checkpoint's tensors as f64 (after rounding to their stored dtype).
+pub struct Checkpoint {
+    pub n_vocab: usize,
+    pub w: HashMap<String, (Vec<usize>, Vec<f64>)>,
+}
+
+impl Checkpoint {
+    pub fn get(&self, name: &str) -> &[f64] {
+        &self.w[name].1
+    }
+}
+
+/// A tensor as stored: name, dtype, shape, bytes.
+type Stored = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// Writes the checkpoint into `dir`; `pairs` writes the merges as pairs.
+pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
+    std::fs::create_dir_all(dir).unwrap();
+    let n_vocab = vocab.tokens.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let q = HEADS * HEAD_DIM;
+    let kv = KV_HEADS * HEAD_DIM;
+    // (hf name, shape, dtype, scale, offset, shard)
+    let mut specs: Vec<(String, Vec<usize>, Dtype, f64, f64, usize)> = vec![(
+        "model.embed_tokens.weight".into(),
+        vec![n_vocab, HIDDEN],
+        Dtype::F16,
+        1.0,
+        0.0,
+        0,
+    )];
+    for i in 0..LAYERS {
+        let p = format!("model.layers.{i}.");
+        let s = i % 2;
+        let mut t = |n: &str, shape: Vec<usize>, d: Dtype, sc: f64, off: f64| {
+            specs.push((format!("{p}{n}"), shape, d, sc, off, s))
+        };
+        t("input_layernorm.weight", vec![HIDDEN], Dtype::F32, 0.2, 1.0);
+        t(
+            "self_attn.q_proj.weight",
+            vec![q, HIDDEN],
+            Dtype::BF16,
+            0.25,
+            0.0,
+        );
+        t(
+            "self_attn.k_proj.weight",
+            vec![kv, HIDDEN],
+            Dtype::BF16,
+            0.25,
+            0.0,
+        );
+        t(
+            "self_attn.v_proj.weight",
+            vec![kv, HIDDEN],
+            Dtype::BF16,
+            0.25,
+            0.0,
+        );
+        t(
+            "self_attn.o_proj.weight",
+            vec![HIDDEN, q],
+            Dtype::BF16,
+            0.25,
+            0.0,
+        );
+        t(
+            "self_attn.q_norm.weight",
+            vec![HEAD_DIM],
+            Dtype::BF16,
+            0.2,
+            1.0,
+        );
+        t(
+            "self_attn.k_norm.weight",
+            vec![HEAD_DIM],
+            Dtype::F32,
+            0.2,
+            1.0,
+        );
+        t(
+            "post_attention_layernorm.weight",
+            vec![HIDDEN],
+            Dtype::F32,
+            0.2,
+            1.0,
+        );
+        t(
+            "mlp.gate_proj.weight",
+            vec![FF, HIDDEN],
+            Dtype::F16,
+            0.25,
+            0.0,
+        );
+        t(
+            "mlp.up_proj.weight",
+            vec![FF, HIDDEN],
+            Dtype::F16,
+            0.25,
+            0.0,
+        );
+        t(
+            "mlp.down_proj.weight",
+            vec![HIDDEN, FF],
+            Dtype::BF16,
+            0.18,
+            0.0,
+        );
+    }
+    specs.push((
+        "model.norm.weight".into(),
+        vec![HIDDEN],
+        Dtype::F32,
+        0.2,
+        1.0,
+        1,
+    ));
+
+    let mut w = HashMap::new();
+    let mut shards: [Vec<Stored>; 2] = [Vec::new(), Vec::new()];
+    for (name, shape, dtype, scale, off, shard) in specs {
+        let n: usize = shape.iter().product();
+        let mut vals = Vec::with_capacity(n);
+        let mut bytes = Vec::with_capacity(n * 4);
+        for _ in 0..n {
+            let x = off + scale * (rng.random::<f64>() * 2.0 - 1.0);
+            let v = match dtype {
+                Dtype::F32 => {
+                    bytes.extend_from_slice(&(x as f32).to_le_bytes());
+                    x as f32 as f64
+                }
+                Dtype::F16 => {
+                    let h = f16::from_f64(x);
+                    bytes.extend_from_slice(&h.to_le_bytes());
+                    h.to_f64()
+                }
+                Dtype::BF16 => {
+                    let h = bf16::from_f64(x);
+                    bytes.extend_from_slice(&h.to_le_bytes());
+                    h.to_f64()
+                }
+                _ => unreachable!(),
+            };
+            vals.push(v);
+        }
+        w.insert(name.clone(), (shape.clone(), vals));
+        shards[shard].push((name, dtype, shape, bytes));
+    }
+    let mut weight_map = serde_json::Map::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", i + 1);
+        let views: Vec<(String, TensorView<'_>)> = shard
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        for (n, _) in &views {
+            weight_map.insert(n.clone(), Json::String(file.clone()));
+        }
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let bytes = safetensors::tensor::serialize(views, Some(meta)).unwrap();
+        std::fs::write(dir.join(&file), bytes).unwrap();
+    }
+    write_json(
+        &dir.join("model.safetensors.index.json"),
+        &json!({"metadata": {"total_size": 0}, "weight_map": weight_map}),
+    );
+    write_json(
+        &dir.join("config.json"),
+        &json!({
+            "architectures": ["Qwen3ForCausalLM"],
+            "model_type": "qwen3",
+            "hidden_size": HIDDEN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
+            "num_key_value_heads": KV_HEADS,
+            "head_dim": HEAD_DIM,
+            "intermediate_size": FF,
+            "vocab_size": n_vocab,
+            "max_position_embeddings": 4096,
+            "rope_theta": THETA,
+            "rms_norm_eps": EPS,
+            "tie_word_embeddings": true,
+            "bos_token_id": 151643,
+            "eos_token_id": 151645,
+            "torch_dtype": "bfloat16",
+        }),
+    );
+    // tokenizer.json: NORMAL tokens in model.vocab, CONTROL / USER_DEFINED
+    // ones as added tokens; UNUSED ones left out (padded back by the converter)
+    let mut v = serde_json::Map::new();
+    let mut added = Vec::new();
+    for (i, (t, &ty)) in vocab.tokens.iter().zip(&vocab.types).enumerate() {
+        match ty {
+            1 => {
+                v.insert(t.clone(), json!(i));
+            }
+            3 | 4 => added.push(json!({
+                "id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": ty == 3
+            })),
+            _ => {}
+        }
+    }
+    let merges: Vec<Json> = vocab
+        .merges
+        .iter()
+        .map(|m| {
+            if pairs {
+                let (a, b) = m.split_once(' ').unwrap();
+                json!([a, b])
+            } else {
+                json!(m)
+            }
+        })
+        .collect();
+    write_json(
+        &dir.join("tokenizer.json"),
+        &json!({
+            "version": "1.0",
+            "added_tokens": added,
+            "normalizer": {"type": "NFC"},
+            "post_processor": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+            "model": {"type": "BPE", "vocab": v, "merges": merges, "byte_fallback": false},
+        }),
+    );
+    write_json(
+        &dir.join("tokenizer_config.json"),
+        &json!({
+            "add_bos_token": false,
+            "add_prefix_space": false,
+            "bos_token": null,
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|endoftext|>",
+            "chat_template": TEMPLATE,
+        }),
+    );
+    Checkpoint { n_vocab, w }
+}
+
+pub const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+fn write_json(path: &Path, j: &Json) {
+    std::fs::write(path, serde_json::to_string_pretty(j).unwrap()).unwrap();
+}
+
+fn rmsnorm(x: &[f64], w: &[f64]) -> Vec<f64> {
+    let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
+    let r = 1.0 / (ms + EPS).sqrt();
+    x.iter().zip(w).map(|(v, g)| v * r * g).collect()
+}
+
+/// `W x` with W [rows, cols] row-major.
+fn matvec(w: &[f64], x: &[f64]) -> Vec<f64> {
+    w.chunks_exact(x.len())
+        .map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum())
+        .collect()
+}
+
+/// NEOX RoPE on one head in place.
+fn rope(x: &mut [f64], pos: usize) {
+    let half = x.len() / 2;
+    for i in 0..half {
+        let theta = pos as f64 * THETA.powf(-2.0 * i as f64 / x.len() as f64);
+        let (s, c) = theta.sin_cos();
+        let (a, b) = (x[i], x[i + half]);
+        x[i] = a * c - b * s;
+        x[i + half] = a * s + b * c;
+    }
+}
+
+/// The logits after each token of `tokens`, in float64.
+pub fn reference_logits(ck: &Checkpoint, tokens: &[u32]) -> Vec<Vec<f64>> {
+    let emb = ck.get("model.embed_tokens.weight");
+    let mut keys: Vec<Vec<Vec<f64>>> = vec![Vec::new(); LAYERS];
+    let mut vals: Vec<Vec<Vec<f64>>> = vec![Vec::new(); LAYERS];
+    let mut out = Vec::new();
+    for (pos, &t) in tokens.iter().enumerate() {
+        let t = t as usize;
+        let mut x = emb[t * HIDDEN..(t + 1) * HIDDEN].to_vec();
+        for l in 0..LAYERS {
+            let g = |n: &str| ck.get(&format!("model.layers.{l}.{n}"));
+            let h = rmsnorm(&x, g("input_layernorm.weight"));
+            let mut q = matvec(g("self_attn.q_proj.weight"), &h);
+            let mut k = matvec(g("self_attn.k_proj.weight"), &h);
+            let v = matvec(g("self_attn.v_proj.weight"), &h);
+            for hd in q.chunks_exact_mut(HEAD_DIM) {
+                let n = rmsnorm(hd, g("self_attn.q_norm.weight"));
+                hd.copy_from_slice(&n);
+                rope(hd, pos);
+            }
+            for hd in k.chunks_exact_mut(HEAD_DIM) {
+                let n = rmsnorm(hd, g("self_attn.k_norm.weight"));
+                hd.copy_from_slice(&n);
+                rope(hd, pos);
+            }
+            keys[l].push(k);
+            vals[l].push(v);
+            let mut att = vec![0.0; HEADS * HEAD_DIM];
+            let group = HEADS / KV_HEADS;
+            for hh in 0..HEADS {
+                let kvh = hh / group;
+                let qh = &q[hh * HEAD_DIM..(hh + 1) * HEAD_DIM];
+                let scores: Vec<f64> = keys[l]
+                    .iter()
+                    .map(|k| {
+                        let kh = &k[kvh * HEAD_DIM..(kvh + 1) * HEAD_DIM];
+                        qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f64>()
+                            / (HEAD_DIM as f64).sqrt()
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for (p, v) in e.iter().zip(&vals[l]) {
+                    for d in 0..HEAD_DIM {
+                        att[hh * HEAD_DIM + d] += p / z * v[kvh * HEAD_DIM + d];
+                    }
+                }
+            }
+            let o = matvec(g("self_attn.o_proj.weight"), &att);
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            let h = rmsnorm(&x, g("post_attention_layernorm.weight"));
+            let gate = matvec(g("mlp.gate_proj.weight"), &h);
+            let up = matvec(g("mlp.up_proj.weight"), &h);
+            let act: Vec<f64> = gate
+                .iter()
+                .zip(&up)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            let d = matvec(g("mlp.down_proj.weight"), &act);
+            x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+        }
+        let xn = rmsnorm(&x, ck.get("model.norm.weight"));
+        out.push(matvec(emb, &xn));
+    }
+    out
+}
