@@ -97,7 +97,8 @@ pub struct ModelArgs {
     /// Threads for the CPU backend (default: all cores).
     #[arg(short = 't', long = "threads", default_value_t = 0)]
     pub threads: usize,
-    /// Context size in tokens (default: min(model context, 4096)).
+    /// Context size in tokens (default: min(model context, 4096)); for `serve`,
+    /// the total over all slots (default: --parallel times that).
     #[arg(short = 'c', long = "ctx-size")]
     pub ctx_size: Option<usize>,
     /// Keep the file's weight layout: do not repack 1-bit / ternary / Q5_0 /

@@ -32,6 +32,7 @@ mod q8_k;
 mod tq1_0;
 mod tq2_0;
 
+pub use q2_0_g128::quantize_row_g128_absmean;
 pub use types::{GgmlType, ResolveError, TypeTraits, ALL_TYPES, NO_GGUF_ID, QK_K};
 
 /// Errors of the checked entry points.

@@ -15,6 +15,15 @@
 //!   `quantize_q4_K` etc. only take another path with an imatrix), and those
 //!   are [`shohin_quant::scalar_kernels`]' `quantize`, bit-exact. Quantized
 //!   inputs (with `allow_requantize`) are dequantized to f32 first.
+//! - **PrismML's g128 layouts** (`Q2_0_G128`: type 42 with 128-weight
+//!   blocks; `PQ2_0`: type 142, the same bytes) have no llama-quantize to
+//!   match: their blocks are written with BitNet b1.58's absmean rule
+//!   ([`shohin_quant::quantize_row_g128_absmean`]), not ggml's max-abs
+//!   reference. Their tensor rules are the `Q2_0` target's (output / tied
+//!   embedding to `Q6_K`, token embedding to `Q4_K`, 1-D tensors kept); a
+//!   row that is not a multiple of 128 falls back to `Q4_0`, then F16, and
+//!   so does a `Q2_0_G128` tensor too small to be told from g64 `Q2_0` by
+//!   its byte size (under about 2048 values; see `GgmlType::resolve`).
 //! - **The file**: all metadata kept in order, `general.quantization_version`
 //!   (2) and `general.file_type` moved to the end with their new values, split
 //!   keys dropped; tensors in llama.cpp's order (by layer number, then name),
@@ -55,6 +64,13 @@ const fn ft(name: &'static str, id: u32, default_type: GgmlType) -> Ftype {
 pub const FTYPES: &[Ftype] = &[
     ft("Q1_0", 40, GgmlType::Q1_0),
     ft("Q2_0", 41, GgmlType::Q2_0),
+    // Neither upstream llama.cpp nor PrismML's fork has an ftype for type 42
+    // with 128-weight blocks; the fork (include/llama.h) has
+    // LLAMA_FTYPE_MOSTLY_PQ2_0 = 141 and LLAMA_FTYPE_MOSTLY_PQ2_0_LEGACY = 142,
+    // "pre-rename value for the same format" (the g128 layout was called
+    // Q2_0_G128 before it became PQ2_0), so the legacy id names it here.
+    ft("Q2_0_G128", 142, GgmlType::Q2_0G128),
+    ft("PQ2_0", 141, GgmlType::PQ2_0),
     ft("Q4_0", 2, GgmlType::Q4_0),
     ft("Q5_0", 8, GgmlType::Q5_0),
     ft("TQ1_0", 36, GgmlType::TQ1_0),
@@ -77,6 +93,8 @@ mod id {
     pub const Q4_K_M: u32 = 15;
     pub const Q5_K_M: u32 = 17;
     pub const Q2_0: u32 = 41;
+    pub const PQ2_0: u32 = 141;
+    pub const Q2_0_G128: u32 = 142;
     pub const TQ1_0: u32 = 36;
     pub const TQ2_0: u32 = 37;
 }
@@ -152,8 +170,18 @@ pub struct TensorPlan {
     pub to: GgmlType,
 }
 
+/// The quantizer used for `to`: ggml's reference, except PrismML's g128
+/// layouts, which get the absmean rule (they have no ggml reference to match).
+pub fn quantizer(to: GgmlType) -> shohin_quant::QuantizeFn {
+    match to {
+        GgmlType::Q2_0G128 | GgmlType::PQ2_0 => shohin_quant::quantize_row_g128_absmean,
+        _ => shohin_quant::scalar_kernels(to).quantize,
+    }
+}
+
 /// Converts one tensor's bytes from `from` to `to` (rows of `ne0` values),
-/// on the current rayon pool. Identical types copy the bytes.
+/// on the current rayon pool, with [`quantizer`]`(to)`. Identical types copy
+/// the bytes.
 pub fn convert_tensor<'a>(
     from: GgmlType,
     to: GgmlType,
@@ -170,7 +198,7 @@ pub fn convert_tensor<'a>(
     // rows per task: about 64 Ki values, so small tensors still split
     let rows_per = (65536 / ne0.max(1)).max(1);
     let deq = shohin_quant::scalar_kernels(from).dequantize;
-    let q = shohin_quant::scalar_kernels(to).quantize;
+    let q = quantizer(to);
     out.par_chunks_mut(rows_per * dst_row)
         .zip(data.par_chunks(rows_per * src_row))
         .for_each(|(dst, src)| {
@@ -317,5 +345,37 @@ mod tests {
         assert_eq!(fallback("t", 100, Q8_0).unwrap(), F16);
         assert_eq!(fallback("t", 1024, Q4K).unwrap(), Q4K);
         assert!(fallback("t", 96, Q1_0).is_err());
+        assert_eq!(fallback("t", 1024, Q2_0G128).unwrap(), Q2_0G128);
+        assert_eq!(fallback("t", 832, PQ2_0).unwrap(), Q4_0);
+        assert_eq!(fallback("t", 960, Q2_0G128).unwrap(), Q4_0);
+        assert_eq!(fallback("t", 100, PQ2_0).unwrap(), F16);
+    }
+
+    #[test]
+    fn small_g128_tensors_would_read_as_g64() {
+        // 1024 values: 272 bytes in a 288-byte slot, where g64's 288 fit
+        assert!(g64_ambiguous(128, 32) && g64_ambiguous(1024, 32));
+        assert!(!g64_ambiguous(2048, 32) && !g64_ambiguous(256 * 768, 32));
+    }
+
+    #[test]
+    fn g128_targets() {
+        for (name, id, ty) in [
+            ("q2_0_g128", 142, GgmlType::Q2_0G128),
+            ("PQ2_0", 141, GgmlType::PQ2_0),
+            ("pq2_0", 141, GgmlType::PQ2_0),
+        ] {
+            let f = Ftype::parse(name).unwrap();
+            assert_eq!((f.id, f.default_type), (id, ty), "{name}");
+        }
+        assert_eq!(Ftype::parse("Q2_0").unwrap().default_type, GgmlType::Q2_0);
+        assert_eq!(Ftype::parse("141").unwrap().name, "PQ2_0");
+        use shohin_quant::QuantizeFn;
+        let absmean: QuantizeFn = shohin_quant::quantize_row_g128_absmean;
+        for ty in [GgmlType::Q2_0G128, GgmlType::PQ2_0] {
+            assert!(std::ptr::fn_addr_eq(quantizer(ty), absmean));
+        }
+        let reference = shohin_quant::scalar_kernels(GgmlType::Q2_0).quantize;
+        assert!(std::ptr::fn_addr_eq(quantizer(GgmlType::Q2_0), reference));
     }
 }

@@ -168,7 +168,8 @@ pub(crate) fn type_rules(
             new = Q6K;
         }
     } else if cat == TokenEmbd {
-        if f == id::TQ1_0 || f == id::TQ2_0 || f == id::Q2_0 {
+        // PrismML's g128 targets follow the ternary ones (not llama-quantize)
+        if [id::TQ1_0, id::TQ2_0, id::Q2_0, id::Q2_0_G128, id::PQ2_0].contains(&f) {
             new = Q4K;
         }
     } else if matches!(cat, AttnV | AttnQkv | AttnKvB) {
@@ -230,7 +231,7 @@ pub(crate) fn fallback(name: &str, ne0: u64, target: GgmlType) -> Result<GgmlTyp
         return Ok(target);
     }
     let ret = match target {
-        Q2_0 | TQ1_0 | TQ2_0 => Q4_0,
+        Q2_0 | Q2_0G128 | PQ2_0 | TQ1_0 | TQ2_0 => Q4_0,
         Q4K => Q5_0,
         Q5K => Q5_1,
         Q6K => Q8_0,
@@ -247,6 +248,15 @@ pub(crate) fn fallback(name: &str, ne0: u64, target: GgmlType) -> Result<GgmlTyp
         return Ok(F16);
     }
     Ok(ret)
+}
+
+/// Whether `n` values of type 42 in the g128 layout would be read back as
+/// g64 `Q2_0` (whose bytes then fit the tensor's aligned slot, see
+/// `GgmlType::resolve`): true below about 2048 values.
+pub(crate) fn g64_ambiguous(n: u64, alignment: u64) -> bool {
+    let g128 = n.div_ceil(128) * 34;
+    let slot = g128.div_ceil(alignment) * alignment;
+    n.div_ceil(64) * 18 <= slot
 }
 
 /// llama.cpp's tensor order (`weight_name_comparer`): by layer number
@@ -291,6 +301,7 @@ pub(crate) fn model_facts(file: &GgufFile) -> Model {
 /// requantization. Nothing is written.
 pub fn plan(file: &GgufFile, opts: &Options) -> Result<Vec<TensorPlan>, QuantizeError> {
     let m = model_facts(file);
+    let alignment = u64::from(file.get_u32("general.alignment").unwrap_or(32).max(1));
     let mut c = Counters::default();
     let mut out = Vec::new();
     for i in llama_order(file) {
@@ -311,6 +322,10 @@ pub fn plan(file: &GgufFile, opts: &Options) -> Result<Vec<TensorPlan>, Quantize
                     category(&t.name),
                 )?;
                 to = fallback(&t.name, t.dims[0], to)?;
+                // rows are whole g128 blocks here, so whole Q4_0 blocks too
+                if to == GgmlType::Q2_0G128 && g64_ambiguous(t.dims.iter().product(), alignment) {
+                    to = GgmlType::Q4_0;
+                }
             }
         }
         if to != t.ggml_type && is_quantized(t.ggml_type) && !opts.allow_requantize {
