@@ -15,6 +15,7 @@
 //! Value `j` is `qs[j] * d`; `s` only serves the dot products.
 
 use crate::fp16::{f16_bits, read_f16};
+use crate::q8_0::{dequantize_block, dot_block, quantize_block};
 
 /// Values per block (`QK8_1`).
 const QK: usize = 32;
@@ -25,10 +26,7 @@ const BLOCK: usize = 2 + 2 + QK;
 /// `qs[j] * d` that the layout defines (as `Q8_0`'s).
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(BLOCK).zip(dst.chunks_exact_mut(QK)) {
-        let d = read_f16(b);
-        for (y, &q) in y.iter_mut().zip(&b[4..]) {
-            *y = f32::from(q as i8) * d;
-        }
+        dequantize_block(read_f16(b), &b[4..], y);
     }
 }
 
@@ -36,19 +34,9 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// `roundf(x·(1/d))`), plus `s = f16(Σq · d)` from the `f32` `d`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(BLOCK)) {
-        // `MAX(amax, fabsf(v))` as ggml writes it (a NaN poisons `amax`).
-        let amax = x
-            .iter()
-            .fold(0f32, |m, v| if m > v.abs() { m } else { v.abs() });
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let d = quantize_block(x, &mut b[4..]);
+        let sum: i32 = b[4..].iter().map(|&q| i32::from(q as i8)).sum();
         b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
-        let mut sum = 0i32;
-        for (q, &v) in b[4..].iter_mut().zip(x) {
-            let qi = (v * id).round() as i8;
-            *q = qi as u8;
-            sum += i32::from(qi);
-        }
         b[2..4].copy_from_slice(&f16_bits(sum as f32 * d).to_le_bytes());
     }
 }
@@ -59,12 +47,7 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 pub fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
     let mut sum = 0f32;
     for (bw, ba) in w.chunks_exact(BLOCK).zip(a.chunks_exact(BLOCK)) {
-        let sumi: i32 = bw[4..]
-            .iter()
-            .zip(&ba[4..])
-            .map(|(&x, &y)| i32::from(x as i8) * i32::from(y as i8))
-            .sum();
-        sum += sumi as f32 * (read_f16(bw) * read_f16(ba));
+        sum += dot_block(&bw[4..], &ba[4..]) as f32 * (read_f16(bw) * read_f16(ba));
     }
     sum
 }
