@@ -26,7 +26,6 @@ struct Group {
     usage: Usage,
     submitted: Instant,
     first_token: Option<Instant>,
-    last_token: Option<Instant>,
 }
 
 struct State<'a> {
@@ -127,10 +126,9 @@ impl State<'_> {
     fn end_group(&mut self, id: u64) {
         for s in &mut self.slots {
             if s.job.as_ref().is_some_and(|j| j.group == id) {
+                // The slot keeps what it evaluated (its tokens and cache
+                // rows agree after every step) for prefix reuse.
                 s.job = None;
-                // A slot stopped mid-prompt holds only what was evaluated.
-                let n = s.cache.len();
-                s.truncate(n);
             }
         }
         if let Some(g) = self.groups.remove(&id) {
@@ -277,7 +275,6 @@ impl State<'_> {
                 },
                 submitted: at,
                 first_token: None,
-                last_token: None,
             },
         );
         metrics::counter!("shohin_prompt_tokens_cached_total").increment(cached as u64);
@@ -542,7 +539,6 @@ impl State<'_> {
             metrics::histogram!("shohin_time_to_first_token_seconds")
                 .record(g.usage.time_to_first_token.as_secs_f64());
         }
-        g.last_token = Some(now);
         g.usage.completion_tokens += 1;
         let _ = g.tx.send(Event::Token { index, next });
         if finished {
