@@ -122,14 +122,11 @@ fn single(
             n_seq: 1,
             samples_ns: vec![],
         };
-        for rep in 0..=a.repetitions {
+        r.samples_ns = timed(a.repetitions, || {
             s.truncate(0);
-            let t = Instant::now();
             s.prompt(&ids)?;
-            if rep > 0 {
-                r.samples_ns.push(t.elapsed().as_nanos());
-            }
-        }
+            Ok(())
+        })?;
         results.push(r);
     }
     if a.n_gen > 0 {
@@ -140,18 +137,15 @@ fn single(
             samples_ns: vec![],
         };
         let first = next_id();
-        for rep in 0..=a.repetitions {
+        r.samples_ns = timed(a.repetitions, || {
             s.truncate(0);
-            let t = Instant::now();
             let mut id = first;
             for _ in 0..a.n_gen {
                 s.step(id)?;
                 id = argmax(s.logits());
             }
-            if rep > 0 {
-                r.samples_ns.push(t.elapsed().as_nanos());
-            }
-        }
+            Ok(())
+        })?;
         results.push(r);
     }
     Ok(results)
@@ -183,9 +177,8 @@ fn batched(
             samples_ns: vec![],
         };
         let per_step = (N_BATCH / b).max(1);
-        for rep in 0..=a.repetitions {
+        r.samples_ns = timed(a.repetitions, || {
             caches.iter_mut().for_each(|c| c.truncate(0));
-            let t = Instant::now();
             for start in (0..a.n_prompt).step_by(per_step) {
                 let end = (start + per_step).min(a.n_prompt);
                 let mut spans: Vec<Span<'_>> = caches
@@ -201,10 +194,8 @@ fn batched(
                     .collect();
                 model.forward_batch(&mut spans)?;
             }
-            if rep > 0 {
-                r.samples_ns.push(t.elapsed().as_nanos());
-            }
-        }
+            Ok(())
+        })?;
         results.push(r);
     }
     if a.n_gen > 0 {
@@ -215,10 +206,9 @@ fn batched(
             samples_ns: vec![],
         };
         let first: Vec<u32> = (0..b).map(|_| next_id()).collect();
-        for rep in 0..=a.repetitions {
+        r.samples_ns = timed(a.repetitions, || {
             caches.iter_mut().for_each(|c| c.truncate(0));
             let mut ids = first.clone();
-            let t = Instant::now();
             for _ in 0..a.n_gen {
                 let toks: Vec<[u32; 1]> = ids.iter().map(|&i| [i]).collect();
                 let mut spans: Vec<Span<'_>> = caches
@@ -237,13 +227,24 @@ fn batched(
                     *id = argmax(l);
                 }
             }
-            if rep > 0 {
-                r.samples_ns.push(t.elapsed().as_nanos());
-            }
-        }
+            Ok(())
+        })?;
         results.push(r);
     }
     Ok(results)
+}
+
+/// Runs `test` once to warm up, then `reps` times; the timed samples (ns).
+/// The reset of the sequences is inside `test`, as llama-bench's is.
+fn timed(reps: usize, mut test: impl FnMut() -> Result<()>) -> Result<Vec<u128>> {
+    test()?;
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            test()?;
+            Ok(t.elapsed().as_nanos())
+        })
+        .collect()
 }
 
 fn argmax(x: &[f32]) -> u32 {
