@@ -117,12 +117,17 @@ fn warm(model: &Model) {
 
 /// A byte progress bar on stderr when it is a terminal, hidden otherwise.
 fn terminal_bar(what: &str) -> ProgressBar {
+    terminal_bar_with(&format!("{what} {{bar:40}} {{bytes}}/{{total_bytes}}"), 0)
+}
+
+/// A progress bar of `len` steps drawn with `template` on stderr when it
+/// is a terminal, hidden otherwise (nothing noisy in pipes and logs).
+pub fn terminal_bar_with(template: &str, len: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let b = ProgressBar::new(0);
-    let template = format!("{what} {{bar:40}} {{bytes}}/{{total_bytes}}");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
+    let b = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
         b.set_style(style);
     }
     b

@@ -3,9 +3,7 @@
 
 use crate::args::QuantizeArgs;
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use shohin_quantize::{Ftype, Options};
-use std::io::IsTerminal;
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
@@ -39,16 +37,8 @@ pub fn quantize(a: QuantizeArgs) -> Result<()> {
             .with_context(|| input.clone())?
             .len()
     };
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(n as u64);
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} tensors {elapsed} {msg}")
-                .expect("a valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar =
+        crate::load::terminal_bar_with("{bar:40} {pos}/{len} tensors {elapsed} {msg}", n as u64);
     let start = std::time::Instant::now();
     let summary = shohin_quantize::quantize_file(&a.input, &a.output, &opts, |i, p| {
         let dims: Vec<String> = p.dims.iter().map(u64::to_string).collect();
