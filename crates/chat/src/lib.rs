@@ -17,22 +17,33 @@
 //!   render their body unchanged.
 //!
 //! The render context mirrors `render_jinja_template`: `messages`, `tools`
-//! (`None`), `documents` (`None`), `add_generation_prompt`, `bos_token`,
-//! `eos_token`, and `enable_thinking` only when the caller sets it (Qwen3-style
-//! templates test `enable_thinking is defined`).
+//! (the OpenAI `tools` array, or `None`), `documents` (`None`),
+//! `add_generation_prompt`, `bos_token`, `eos_token`, and `enable_thinking`
+//! only when the caller sets it (Qwen3-style templates test
+//! `enable_thinking is defined`).
+//!
+//! Tool calls in assistant messages are passed to templates with
+//! `function.arguments` parsed into a JSON value when the OpenAI string parses
+//! as JSON (templates write `arguments | tojson` or test `arguments is string`),
+//! as llama.cpp does for templates that need object arguments and as
+//! transformers' documentation shows tool calls. [`output`] parses what the
+//! model generates back into reasoning, content and tool calls.
 
 mod env;
 mod error;
+pub mod output;
 mod pyrepr;
 mod strftime;
 mod tojson;
 
 pub use error::ChatError;
+pub use output::{parse_output, Delta, OutputParser, ParsedOutput, ParsedToolCall, ParserOptions};
 
 use std::panic::AssertUnwindSafe;
 
 use minijinja::{context, Environment, Value};
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 /// Name under which the single template is registered in its environment.
 const TEMPLATE_NAME: &str = "chat_template";
@@ -48,13 +59,27 @@ const CHATML_SOURCE: &str = "{%- for message in messages %}\n\
     {%- endif %}\n";
 
 /// One conversation turn, as the `{"role": ..., "content": ...}` dict that
-/// Hugging Face templates expect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Hugging Face templates expect. Optional fields are left out of the dict
+/// when `None`, so templates' `is defined` tests see them as undefined.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Message {
     /// `system`, `user`, `assistant`, `tool`, … (templates decide what is valid).
     pub role: String,
-    /// The text of the turn.
+    /// The text of the turn (an OpenAI `null` content is the empty string).
     pub content: String,
+    /// Reasoning of an earlier assistant turn (Qwen3 templates render it in
+    /// a `<think>` block when it belongs to the current tool-use round).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Tool calls made by an assistant turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// For a `tool` turn: the id of the call it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// For a `tool` turn: the function name (OpenAI's legacy `name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Message {
@@ -63,7 +88,90 @@ impl Message {
         Self {
             role: role.into(),
             content: content.into(),
+            ..Self::default()
         }
+    }
+
+    /// Sets `tool_calls`.
+    #[must_use]
+    pub fn with_tool_calls(mut self, calls: Vec<ToolCall>) -> Self {
+        self.tool_calls = Some(calls);
+        self
+    }
+
+    /// Sets `tool_call_id`.
+    #[must_use]
+    pub fn with_tool_call_id(mut self, id: impl Into<String>) -> Self {
+        self.tool_call_id = Some(id.into());
+        self
+    }
+
+    /// Sets `name`.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets `reasoning_content`.
+    #[must_use]
+    pub fn with_reasoning_content(mut self, reasoning: impl Into<String>) -> Self {
+        self.reasoning_content = Some(reasoning.into());
+        self
+    }
+}
+
+/// An OpenAI tool call: `{"id", "type": "function", "function": {"name", "arguments"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolCall {
+    /// Call id (`call_…`), echoed by the `tool` turn's `tool_call_id`.
+    pub id: String,
+    /// Always `function` in the OpenAI API.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function called.
+    pub function: FunctionCall,
+}
+
+impl ToolCall {
+    /// A `type: "function"` call.
+    pub fn function(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            kind: "function".into(),
+            function: FunctionCall {
+                name: name.into(),
+                arguments: arguments.into(),
+            },
+        }
+    }
+}
+
+/// The function part of a [`ToolCall`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCall {
+    /// Function name.
+    pub name: String,
+    /// Arguments as the OpenAI API carries them: JSON text.
+    pub arguments: String,
+}
+
+/// Templates see `arguments` as the parsed JSON value when the text parses
+/// (so `arguments | tojson` prints the object once, not a quoted string, and
+/// `arguments is string` is false), and as the raw string otherwise.
+impl Serialize for FunctionCall {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("name", &self.name)?;
+        match serde_json::from_str::<serde_json::Value>(&self.arguments) {
+            Ok(parsed) => map.serialize_entry("arguments", &parsed)?,
+            Err(_) => map.serialize_entry("arguments", &self.arguments)?,
+        }
+        map.end()
     }
 }
 
@@ -79,6 +187,9 @@ pub struct RenderOptions {
     pub bos_token: String,
     /// Text of the EOS token (`eos_token` variable).
     pub eos_token: String,
+    /// The OpenAI `tools` array (`tools` variable); `None` renders `tools`
+    /// as `None`, as transformers does without tools. Key order is kept.
+    pub tools: Option<serde_json::Value>,
 }
 
 /// A compiled chat template.
@@ -120,7 +231,10 @@ impl ChatTemplate {
             .map_err(ChatError::from_render)?;
         let base = context! {
             messages => Value::from_serialize(messages),
-            tools => Value::from(()),
+            tools => match &opts.tools {
+                Some(tools) => Value::from_serialize(tools),
+                None => Value::from(()),
+            },
             documents => Value::from(()),
             add_generation_prompt => opts.add_generation_prompt,
             bos_token => opts.bos_token.as_str(),

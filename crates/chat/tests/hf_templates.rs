@@ -11,7 +11,7 @@
 //! `tests/data/qwen3.jinja` is Qwen/Qwen3-0.6B's template as vendored by
 //! llama.cpp (`models/templates/Qwen-Qwen3-0.6B.jinja`).
 
-use shohin_chat::{ChatError, ChatTemplate, Message, RenderOptions};
+use shohin_chat::{ChatError, ChatTemplate, Message, RenderOptions, ToolCall};
 
 const QWEN25: &str = include_str!("data/qwen2.5.jinja");
 const QWEN3: &str = include_str!("data/qwen3.jinja");
@@ -23,7 +23,44 @@ fn opts(add_generation_prompt: bool, enable_thinking: Option<bool>) -> RenderOpt
         enable_thinking,
         bos_token: "<|endoftext|>".into(),
         eos_token: "<|im_end|>".into(),
+        tools: None,
     }
+}
+
+/// A message of expected.json (OpenAI form: arguments are JSON text).
+fn message_from_json(v: &serde_json::Value) -> Message {
+    let s = |key: &str| v.get(key).and_then(|x| x.as_str()).map(str::to_string);
+    let mut msg = m(v["role"].as_str().unwrap(), v["content"].as_str().unwrap());
+    msg.tool_call_id = s("tool_call_id");
+    msg.name = s("name");
+    msg.reasoning_content = s("reasoning_content");
+    msg.tool_calls = v.get("tool_calls").map(|calls| {
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(c["type"], "function");
+                ToolCall::function(
+                    c["id"].as_str().unwrap(),
+                    c["function"]["name"].as_str().unwrap(),
+                    c["function"]["arguments"].as_str().unwrap(),
+                )
+            })
+            .collect()
+    });
+    let known = [
+        "role",
+        "content",
+        "tool_call_id",
+        "name",
+        "reasoning_content",
+        "tool_calls",
+    ];
+    for key in v.as_object().unwrap().keys() {
+        assert!(known.contains(&key.as_str()), "unhandled message key {key}");
+    }
+    msg
 }
 
 fn m(role: &str, content: &str) -> Message {
@@ -103,7 +140,9 @@ fn qwen3_multi_turn_strips_history_thinking() {
 fn matches_python_jinja2_reference() {
     let doc: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
     let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 20, "reference file lost its cases");
+    assert!(cases.len() >= 34, "reference file lost its cases");
+    let with_tools = cases.iter().filter(|c| c["tools"].is_array()).count();
+    assert!(with_tools >= 10, "reference file lost its tool cases");
     for case in cases {
         let source = match case["template"].as_str().unwrap() {
             "qwen2.5.jinja" => QWEN25,
@@ -114,13 +153,14 @@ fn matches_python_jinja2_reference() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| m(v["role"].as_str().unwrap(), v["content"].as_str().unwrap()))
+            .map(message_from_json)
             .collect();
         let o = RenderOptions {
             add_generation_prompt: case["add_generation_prompt"].as_bool().unwrap(),
             enable_thinking: case["enable_thinking"].as_bool(),
             bos_token: case["bos_token"].as_str().unwrap().into(),
             eos_token: case["eos_token"].as_str().unwrap().into(),
+            tools: case["tools"].as_array().map(|_| case["tools"].clone()),
         };
         let got = ChatTemplate::new(source)
             .unwrap()
@@ -129,11 +169,12 @@ fn matches_python_jinja2_reference() {
         assert_eq!(
             got,
             case["expected"].as_str().unwrap(),
-            "template {} conversation {} agp {} thinking {:?}",
+            "template {} conversation {} agp {} thinking {:?} tools {}",
             case["template"],
             case["conversation"],
             o.add_generation_prompt,
-            o.enable_thinking
+            o.enable_thinking,
+            o.tools.is_some()
         );
     }
 }

@@ -17,6 +17,7 @@ fn render(source: &str) -> String {
         enable_thinking: None,
         bos_token: "<s>".into(),
         eos_token: "</s>".into(),
+        tools: None,
     };
     ChatTemplate::new(source)
         .unwrap_or_else(|e| panic!("compile {source:?}: {e}"))

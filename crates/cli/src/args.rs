@@ -153,6 +153,24 @@ pub struct SamplingArgs {
     pub seed: Option<u64>,
 }
 
+/// Constrained decoding: the output must follow a grammar.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GrammarArgs {
+    /// A JSON schema the output must follow: inline JSON, or a file
+    /// holding one (also -j).
+    #[arg(short = 'j', long = "json-schema", value_name = "SCHEMA|FILE")]
+    pub json_schema: Option<String>,
+    /// A file holding a JSON schema the output must follow.
+    #[arg(long = "json-schema-file", value_name = "FILE")]
+    pub json_schema_file: Option<PathBuf>,
+    /// A GBNF grammar (llama.cpp's format) the output must follow.
+    #[arg(long = "grammar", value_name = "GBNF")]
+    pub grammar: Option<String>,
+    /// A file holding a GBNF grammar the output must follow.
+    #[arg(long = "grammar-file", value_name = "FILE")]
+    pub grammar_file: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -165,6 +183,8 @@ pub struct RunArgs {
     pub n_predict: i64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub grammar: GrammarArgs,
     /// Print one JSON object (prompt ids, generated ids, text, timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -191,6 +211,8 @@ pub struct ChatArgs {
     pub n_predict: i64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub grammar: GrammarArgs,
 }
 
 #[derive(Args, Debug)]
@@ -346,6 +368,24 @@ pub struct ServeArgs {
     /// Default sampling of requests that leave a field out.
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// `auto`: a thinking model's `<think>` block goes to
+    /// `reasoning_content`; `none`: it stays in `content` as generated.
+    #[arg(long = "reasoning-format", value_enum, default_value_t = ReasoningFormat::Auto)]
+    pub reasoning_format: ReasoningFormat,
+    /// Allow browsers on this origin (e.g. http://localhost:3000) to call
+    /// the API (CORS); repeatable. Preflights from other origins get 403.
+    #[arg(long = "cors", value_name = "ORIGIN")]
+    pub cors: Vec<String>,
+}
+
+/// Where a thinking model's reasoning goes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasoningFormat {
+    /// Separated into `reasoning_content` (llama.cpp's `deepseek` / `auto`).
+    #[value(alias = "deepseek")]
+    Auto,
+    /// Kept in `content`.
+    None,
 }
 
 #[derive(Args, Debug)]

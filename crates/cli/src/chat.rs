@@ -15,7 +15,10 @@ pub fn chat(a: ChatArgs) -> Result<()> {
     let max = load::max_tokens(a.n_predict)?;
     // One seed for the conversation: each turn continues the same stream.
     let mut params = load::gen_params(&a.sampling, load::seed(&a.sampling), max)?;
+    let grammar = crate::grammar::spec(&a.grammar)?;
     let l = load::load(&a.model)?;
+    // Each answer starts the grammar afresh (the generator takes a copy).
+    params.constraint = crate::grammar::compile(grammar.as_ref(), &l.tokenizer)?;
     let file = &l.model.file;
     let template = match shohin_engine::vocab::load_chat_template(file)? {
         Some(t) => t,
@@ -31,6 +34,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         enable_thinking: a.no_think.then_some(false),
         bos_token: text_of(tok.bos()),
         eos_token: text_of(tok.eos()),
+        tools: None,
     };
     let mut messages = Vec::new();
     if let Some(sys) = &a.system {

@@ -27,7 +27,7 @@ pub fn open_gguf(path: &Path) -> Result<GgufFile> {
 
 pub struct Loaded {
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    pub tokenizer: std::sync::Arc<Tokenizer>,
     pub n_ctx: usize,
 }
 
@@ -59,7 +59,7 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
     release_freed_memory();
     Ok(Loaded {
         model,
-        tokenizer,
+        tokenizer: std::sync::Arc::new(tokenizer),
         n_ctx,
     })
 }

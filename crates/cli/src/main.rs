@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod chat;
 mod convert;
+mod grammar;
 mod info;
 mod load;
 mod pull;

@@ -14,8 +14,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let max = load::max_tokens(a.n_predict)?;
     let seed = load::seed(&a.sampling);
-    let mut gen = Generator::new(load::gen_params(&a.sampling, seed, max)?)?;
+    let mut params = load::gen_params(&a.sampling, seed, max)?;
+    let grammar = crate::grammar::spec(&a.grammar)?;
     let l = load::load(&a.model)?;
+    params.constraint = crate::grammar::compile(grammar.as_ref(), &l.tokenizer)?;
+    let mut gen = Generator::new(params)?;
     let tok = &l.tokenizer;
     let prompt_ids = tok.encode(&a.prompt, true, true);
     if prompt_ids.is_empty() {

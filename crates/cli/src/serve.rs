@@ -2,7 +2,7 @@
 //! Binds first (so `/health` answers `loading`), loads the model on a
 //! blocking thread, then serves until SIGINT / SIGTERM.
 
-use crate::args::{PoolingArg, ServeArgs};
+use crate::args::{PoolingArg, ReasoningFormat, ServeArgs};
 use crate::load;
 use anyhow::{Context, Result};
 use shohin_engine::config::ModelConfig;
@@ -46,6 +46,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             PoolingArg::Cls => Pooling::Cls,
         },
         engine,
+        raw_reasoning: a.reasoning_format == ReasoningFormat::None,
+        cors: a.cors.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -72,7 +74,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let loader = move || -> Result<AppState, String> {
             let l = load::load(&model_args).map_err(|e| format!("{e:#}"))?;
             let path = model_args.model.clone();
-            let st = AppState::new(Arc::new(l.model), Arc::new(l.tokenizer), &path, cfg)
+            let st = AppState::new(Arc::new(l.model), l.tokenizer, &path, cfg)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             eprintln!("shohin serve: model '{}' loaded, ready", st.model_id);
             Ok(st)

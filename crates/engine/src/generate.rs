@@ -9,7 +9,17 @@
 //! when [`Next::finish`] is `None`.
 
 use crate::sampler::{Sampler, SamplerConfig, SamplerError};
+use shohin_grammar::{Constraint, GrammarError};
 use shohin_tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
+
+/// Why a step could not produce a token.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Grammar(#[from] GrammarError),
+}
 
 /// What a generation may do and when it stops.
 #[derive(Clone, Debug)]
@@ -26,6 +36,10 @@ pub struct GenParams {
     /// Never sample an end-of-generation token (llama.cpp's `ignore_eos`:
     /// their logits are set to -inf), for benchmarks of fixed length.
     pub ignore_eos: bool,
+    /// A grammar the output must follow (JSON schema, GBNF, ...): tokens it
+    /// does not allow are masked before sampling, and the generation ends
+    /// when the grammar is complete.
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for GenParams {
@@ -36,6 +50,7 @@ impl Default for GenParams {
             stop: Vec::new(),
             logprobs: None,
             ignore_eos: false,
+            constraint: None,
         }
     }
 }
@@ -128,14 +143,19 @@ impl Generator {
         logits: &[f32],
         history: &[u32],
         room: bool,
-    ) -> Result<Next, TokenizerError> {
+    ) -> Result<Next, StepError> {
         let logprob = self.params.logprobs.map(|k| logprob_of(logits, k));
-        let id = if self.params.ignore_eos {
+        let id = if self.params.ignore_eos || self.params.constraint.is_some() {
             self.masked.clear();
             self.masked.extend_from_slice(logits);
-            for &e in tok.eog_ids() {
-                if let Some(l) = self.masked.get_mut(e as usize) {
-                    *l = f32::NEG_INFINITY;
+            if let Some(c) = &mut self.params.constraint {
+                c.mask_logits(&mut self.masked)?;
+            }
+            if self.params.ignore_eos {
+                for &e in tok.eog_ids() {
+                    if let Some(l) = self.masked.get_mut(e as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
                 }
             }
             self.sampler.sample(&self.masked, history)
@@ -144,6 +164,15 @@ impl Generator {
         };
         let logprob = logprob.map(|f| f(id));
         self.n += 1;
+        // The grammar is complete once it allows nothing but the end: the
+        // token just sampled is its last one (or the end token itself).
+        let mut grammar_done = false;
+        if let Some(c) = &mut self.params.constraint {
+            if !tok.is_eog(id) {
+                c.commit(id)?;
+            }
+            grammar_done = c.is_finished();
+        }
         if tok.is_eog(id) {
             let text = self.finish_text();
             return Ok(Next {
@@ -158,6 +187,15 @@ impl Generator {
         if let Some(cut) = self.first_stop() {
             self.held.truncate(cut);
             let text = std::mem::take(&mut self.held);
+            return Ok(Next {
+                id,
+                text,
+                logprob,
+                finish: Some(FinishReason::Stop),
+            });
+        }
+        if grammar_done {
+            let text = self.finish_text();
             return Ok(Next {
                 id,
                 text,

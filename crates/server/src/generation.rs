@@ -138,7 +138,7 @@ fn token_text(tok: &Tokenizer, id: u32) -> (String, Vec<u8>) {
 }
 
 /// Chat's `logprobs.content` entry.
-fn chat_logprob(tok: &Tokenizer, lp: &TokenLogprob) -> Value {
+pub fn chat_logprob(tok: &Tokenizer, lp: &TokenLogprob) -> Value {
     let (t, b) = token_text(tok, lp.id);
     let top: Vec<Value> = lp
         .top

@@ -24,14 +24,20 @@
 mod body;
 mod chat;
 mod completions;
+mod conversation;
+mod cors;
 mod embeddings;
 mod error;
 mod generation;
+mod messages;
 mod metrics;
 mod misc;
 mod params;
 mod server;
 mod state;
+mod tools;
+mod turn;
+mod webui;
 
 pub use body::MAX_BODY_BYTES;
 pub use error::ApiError;

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use shohin_engine::generate::GenParams;
 use shohin_engine::sampler::SamplerConfig;
+use shohin_grammar::GrammarSpec;
 
 /// `max_tokens` above this is refused (no slot holds that many anyway).
 pub const MAX_TOKENS_LIMIT: i64 = 1_000_000;
@@ -50,6 +51,9 @@ pub struct Generation {
     pub n: usize,
     pub stream: bool,
     pub include_usage: bool,
+    /// The grammar the output must follow and the request field that
+    /// asked for it (compiled by the handler, off the async workers).
+    pub grammar: Option<(GrammarSpec, &'static str)>,
 }
 
 pub fn parse_generation(f: &Fields<'_>, st: &AppState, flavor: Flavor) -> ApiResult<Generation> {
@@ -139,21 +143,7 @@ pub fn parse_generation(f: &Fields<'_>, st: &AppState, flavor: Flavor) -> ApiRes
             ));
         }
     }
-    match f.get("tools") {
-        Some(Value::Array(a)) if !a.is_empty() => {
-            return Err(ApiError::invalid("tools", "tool calling is not supported"))
-        }
-        _ => {}
-    }
-    if let Some(rf) = f.object("response_format")? {
-        let t = Fields::nested(rf, "response_format").str("type")?;
-        if !matches!(t, None | Some("text")) {
-            return Err(ApiError::invalid(
-                "response_format",
-                "only response_format {\"type\": \"text\"} is supported",
-            ));
-        }
-    }
+    let grammar = parse_grammar(f)?;
     Ok(Generation {
         params: GenParams {
             sampling,
@@ -161,11 +151,86 @@ pub fn parse_generation(f: &Fields<'_>, st: &AppState, flavor: Flavor) -> ApiRes
             stop,
             logprobs,
             ignore_eos,
+            constraint: None,
         },
         n,
         stream,
         include_usage,
+        grammar,
     })
+}
+
+/// The output constraint: OpenAI's `response_format` (`text`,
+/// `json_object`, `json_schema` with `json_schema.schema`), or llama.cpp's
+/// `json_schema` (a schema object) or `grammar` (GBNF text). At most one.
+pub fn parse_grammar(f: &Fields<'_>) -> ApiResult<Option<(GrammarSpec, &'static str)>> {
+    let mut found: Vec<(GrammarSpec, &'static str)> = Vec::new();
+    if let Some(rf) = f.object("response_format")? {
+        let rff = Fields::nested(rf, "response_format");
+        match rff.str("type")? {
+            None | Some("text") => {}
+            Some("json_object") => found.push((GrammarSpec::JsonObject, "response_format")),
+            Some("json_schema") => {
+                let js = rff.object("json_schema")?.ok_or_else(|| {
+                    ApiError::invalid(
+                        "response_format.json_schema",
+                        "'response_format.json_schema' is required when 'response_format.type' is 'json_schema'",
+                    )
+                })?;
+                let jsf = Fields::nested(js, "response_format.json_schema");
+                // `strict` false or absent is enforced all the same: the
+                // output follows the schema either way.
+                jsf.bool("strict")?;
+                let schema = match jsf.get("schema") {
+                    None => serde_json::json!({}),
+                    Some(v @ Value::Object(_)) => v.clone(),
+                    Some(v) => {
+                        return Err(ApiError::invalid(
+                            "response_format.json_schema.schema",
+                            format!(
+                                "'response_format.json_schema.schema' must be an object, got {}",
+                                type_name(v)
+                            ),
+                        ))
+                    }
+                };
+                found.push((GrammarSpec::JsonSchema(schema), "response_format.json_schema.schema"));
+            }
+            Some(t) => {
+                return Err(ApiError::invalid(
+                    "response_format.type",
+                    format!("'response_format.type' = '{t}' is not supported: use text, json_object or json_schema"),
+                ))
+            }
+        }
+    }
+    match f.get("json_schema") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => {
+            found.push((GrammarSpec::JsonSchema(v.clone()), "json_schema"))
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "json_schema",
+                format!("'json_schema' must be an object, got {}", type_name(v)),
+            ))
+        }
+    }
+    match f.str("grammar")? {
+        None | Some("") => {}
+        Some(g) => found.push((GrammarSpec::Gbnf(g.to_string()), "grammar")),
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|g| g.1).collect();
+        return Err(ApiError::invalid(
+            found[1].1,
+            format!(
+                "only one of response_format, json_schema and grammar may be given; got {}",
+                names.join(" and ")
+            ),
+        ));
+    }
+    Ok(found.pop())
 }
 
 /// `stop`: a string or an array of at most [`MAX_STOP`] strings.

@@ -34,16 +34,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/detokenize", post(misc::detokenize))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let open = Router::new()
+        .route("/", get(crate::webui::index))
         .route("/health", get(misc::health))
         .route("/metrics", get(metrics::render));
-    protected
+    let router = protected
         .merge(open)
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(metrics::count_requests))
-        .with_state(state)
+        .layer(middleware::from_fn(metrics::count_requests));
+    // CORS outside the API-key check: preflights carry no credentials.
+    let router = match crate::cors::layer(&state.cors) {
+        Some(cors) => router.layer(cors).layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::guard,
+        )),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

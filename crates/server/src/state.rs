@@ -6,9 +6,10 @@ use shohin_chat::ChatTemplate;
 use shohin_engine::model::Model;
 use shohin_engine::sampler::SamplerConfig;
 use shohin_engine::scheduler::{Engine, EngineConfig, Pooling};
+use shohin_grammar::{Constraint, GrammarSpec, Grammars};
 use shohin_tokenizer::Tokenizer;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// How to serve a model (the `shohin serve` flags).
 #[derive(Clone, Debug)]
@@ -26,6 +27,10 @@ pub struct ServerConfig {
     pub pooling: Pooling,
     /// Slots, context per slot, queue bound.
     pub engine: EngineConfig,
+    /// `--reasoning-format none`: `<think>` blocks stay in `content`.
+    pub raw_reasoning: bool,
+    /// `--cors`: browser origins allowed to call the API.
+    pub cors: Vec<String>,
 }
 
 impl ServerConfig {
@@ -37,6 +42,8 @@ impl ServerConfig {
             seed: None,
             pooling: Pooling::Mean,
             engine,
+            raw_reasoning: false,
+            cors: Vec::new(),
         }
     }
 }
@@ -59,6 +66,13 @@ pub struct AppState {
     /// Unix time the model was loaded (`created` of `/v1/models`).
     pub created: u64,
     pub metrics: PrometheusHandle,
+    /// `--reasoning-format none`: keep `<think>` blocks in the content.
+    pub raw_reasoning: bool,
+    /// `--cors` origins.
+    pub cors: Vec<String>,
+    /// Constrained decoding's per-vocabulary state, built at the first
+    /// request that needs it (a few hundred ms).
+    grammars: OnceLock<Result<Arc<Grammars>, String>>,
 }
 
 /// The model id (`alias`, else the file name) and every name it answers to.
@@ -107,6 +121,31 @@ impl AppState {
             pooling: cfg.pooling,
             created: unix_now(),
             metrics,
+            raw_reasoning: cfg.raw_reasoning,
+            cors: cfg.cors,
+            grammars: OnceLock::new(),
+        })
+    }
+
+    /// Compiles a request's grammar (blocking: call from a blocking task).
+    /// `param` names the request field in the 400 an invalid or unsupported
+    /// grammar gets.
+    pub fn compile_grammar(
+        &self,
+        spec: &GrammarSpec,
+        param: &str,
+    ) -> crate::error::ApiResult<Constraint> {
+        let g = self
+            .grammars
+            .get_or_init(|| {
+                Grammars::new(&self.tokenizer)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| crate::error::ApiError::internal(e.clone()))?;
+        g.compile(spec).map_err(|e| {
+            crate::error::ApiError::invalid(param, format!("'{param}' cannot be enforced: {e}"))
         })
     }
 

@@ -515,9 +515,26 @@ async fn invalid_fields_name_their_param() {
             "messages[0].content[0].type",
         ),
         (
-            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            json!({"messages": [{"role": "robot", "content": "x"}]}),
             "messages[0].role",
         ),
+        (
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            "messages[0].tool_call_id",
+        ),
+        (
+            json!({"messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"arguments": "{}"}}]}]}),
+            "messages[0].tool_calls[0].function.name",
+        ),
+        (chat("a", json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]})), "tools[0].function.name"),
+        (chat("a", json!({"tools": [{"type": "retrieval"}]})), "tools[0].type"),
+        (chat("a", json!({"tool_choice": "required"})), "tool_choice"),
+        (chat("a", json!({"tool_choice": {"type": "function", "function": {"name": "nope"}}, "tools": [{"type": "function", "function": {"name": "f"}}]})), "tool_choice"),
+        (chat("a", json!({"response_format": {"type": "xml"}})), "response_format.type"),
+        (chat("a", json!({"response_format": {"type": "json_schema"}})), "response_format.json_schema"),
+        (chat("a", json!({"response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""})), "grammar"),
+        (chat("a", json!({"json_schema": 5})), "json_schema"),
+        (chat("a", json!({"reasoning_effort": "max"})), "reasoning_effort"),
         (chat("a", json!({"max_tokens": -1})), "max_tokens"),
         (chat("a", json!({"max_tokens": 0})), "max_tokens"),
         (chat("a", json!({"max_tokens": 2_000_000})), "max_tokens"),
@@ -651,7 +668,7 @@ async fn unknown_routes_and_methods_are_json_errors() {
     let r = router(&st);
     let e = get(&r, "/v1/nothing").await.error(404, None);
     assert_eq!(e["type"], "invalid_request_error");
-    get(&r, "/").await.error(404, None);
+    get(&r, "/nothing/here").await.error(404, None);
     get(&r, "/v1/chat/completions").await.error(405, None);
 }
 

@@ -11,9 +11,16 @@ transformers does in `_compile_jinja_template`
     globals["raise_exception"] = raise TemplateError(message)
     globals["strftime_now"]    = datetime.now().strftime(fmt)
 
-and called like `render_jinja_template`: messages, tools=None,
-documents=None, add_generation_prompt, bos/eos tokens, and enable_thinking
-only when given.
+and called like `render_jinja_template`: messages, tools (None unless the
+case has an OpenAI `tools` array), documents=None, add_generation_prompt,
+bos/eos tokens, and enable_thinking only when given.
+
+Messages are stored in expected.json in OpenAI form (a tool call's
+`function.arguments` is a JSON *string*). Before rendering, `to_template_form`
+replaces each `arguments` string that parses as JSON by the parsed object, as
+llama.cpp does for templates that need object arguments and as transformers'
+documentation shows tool calls (`"arguments": {...}` dicts); a string that does
+not parse is passed unchanged. shohin_chat::Message does the same conversion.
 
 Usage: python3 gen_expected.py > expected.json   (needs `pip install jinja2`)
 """
@@ -66,8 +73,51 @@ def compile_hf(source):
     return env.from_string(source)
 
 
-def msg(role, content):
-    return {"role": role, "content": content}
+def msg(role, content, **extra):
+    m = {"role": role, "content": content}
+    m.update(extra)
+    return m
+
+
+def call(id_, name, arguments):
+    """An OpenAI tool call; `arguments` is the JSON text the API carries."""
+    return {"id": id_, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+
+
+def to_template_form(messages):
+    out = []
+    for m in messages:
+        m = dict(m)
+        if "tool_calls" in m:
+            calls = []
+            for c in m["tool_calls"]:
+                c = dict(c)
+                f = dict(c["function"])
+                try:
+                    f["arguments"] = json.loads(f["arguments"])
+                except ValueError:
+                    pass
+                c["function"] = f
+                calls.append(c)
+            m["tool_calls"] = calls
+        out.append(m)
+    return out
+
+
+WEATHER_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {"type": "object",
+                       "properties": {"city": {"type": "string", "description": "City name"},
+                                      "unit": {"type": "string", "enum": ["c", "f"]}},
+                       "required": ["city"]}}},
+    {"type": "function", "function": {
+        "name": "get_time",
+        "description": "Local time, e.g. \"14:05\" — ünïcode.",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}},
+]
 
 
 CONVERSATIONS = {
@@ -104,6 +154,36 @@ CONVERSATIONS = {
         msg("user", "Ünïcödé 日本語 🙂 {{ not a tag }} {% raw %}\n\ttabs\n"),
     ],
     "empty_content": [msg("user", "")],
+    "tool_call_roundtrip": [
+        msg("system", "You are a weather bot."),
+        msg("user", "Weather and time in Paris?"),
+        msg("assistant", "", tool_calls=[
+            call("call_1", "get_weather", '{"city": "Paris", "unit": "c"}'),
+            call("call_2", "get_time", '{"tz":"Europe/Paris"}'),
+        ]),
+        msg("tool", '{"temp": 21}', tool_call_id="call_1", name="get_weather"),
+        msg("tool", "14:05", tool_call_id="call_2", name="get_time"),
+    ],
+    "tool_call_with_text": [
+        msg("user", "Weather in Zürich?"),
+        msg("assistant", "Let me check.", tool_calls=[
+            call("c1", "get_weather", '{"city": "Zürich"}'),
+        ]),
+        msg("tool", "sunny", tool_call_id="c1"),
+        msg("assistant", "It is sunny."),
+        msg("user", "Thanks"),
+    ],
+    "tool_call_non_json_args": [
+        msg("user", "x"),
+        msg("assistant", "", tool_calls=[call("c1", "get_time", "not json")]),
+        msg("tool", "?", tool_call_id="c1"),
+    ],
+    "tool_call_reasoning_content": [
+        msg("user", "Time?"),
+        msg("assistant", "", reasoning_content="Need the clock.",
+            tool_calls=[call("c1", "get_time", "{}")]),
+        msg("tool", "14:05", tool_call_id="c1"),
+    ],
 }
 
 CASES = [
@@ -134,16 +214,33 @@ CASES = [
     ("qwen3.jinja", "empty_content", True, None),
 ]
 
+# (template, conversation, add_generation_prompt, enable_thinking), rendered
+# with tools=WEATHER_TOOLS.
+TOOL_CASES = [
+    ("qwen2.5.jinja", "user_only", True, None),
+    ("qwen2.5.jinja", "tool_call_roundtrip", True, None),
+    ("qwen2.5.jinja", "tool_call_with_text", True, None),
+    ("qwen2.5.jinja", "tool_call_non_json_args", True, None),
+    ("qwen3.jinja", "user_only", True, None),
+    ("qwen3.jinja", "tool_call_roundtrip", True, None),
+    ("qwen3.jinja", "tool_call_roundtrip", True, False),
+    ("qwen3.jinja", "tool_call_with_text", True, None),
+    ("qwen3.jinja", "tool_call_non_json_args", True, None),
+    ("qwen3.jinja", "tool_call_reasoning_content", True, None),
+]
+
 BOS = "<|endoftext|>"
 EOS = "<|im_end|>"
 
 
 def main():
     out = []
-    for template, conv, agp, thinking in CASES:
+    cases = [c + (None,) for c in CASES] + [c + (WEATHER_TOOLS,) for c in TOOL_CASES]
+    for template, conv, agp, thinking, tools in cases:
         with open(os.path.join(HERE, template), encoding="utf-8") as f:
             compiled = compile_hf(f.read())
-        kwargs = dict(messages=CONVERSATIONS[conv], tools=None, documents=None,
+        kwargs = dict(messages=to_template_form(CONVERSATIONS[conv]), tools=tools,
+                      documents=None,
                       add_generation_prompt=agp, bos_token=BOS, eos_token=EOS)
         if thinking is not None:
             kwargs["enable_thinking"] = thinking
@@ -151,6 +248,7 @@ def main():
             "template": template,
             "conversation": conv,
             "messages": CONVERSATIONS[conv],
+            "tools": tools,
             "add_generation_prompt": agp,
             "enable_thinking": thinking,
             "bos_token": BOS,
