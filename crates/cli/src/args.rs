@@ -266,9 +266,14 @@ pub struct QuantizeArgs {
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     /// Checkpoint directory: config.json, *.safetensors (or a sharded
-    /// model.safetensors.index.json), tokenizer.json, tokenizer_config.json.
+    /// model.safetensors.index.json), tokenizer.json, tokenizer_config.json;
+    /// or an ONNX ternary export (model.onnx [+ model.onnx.data] with 2-bit
+    /// MatMulNBits layers, written as Q2_0 g128 without re-quantization).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// The .onnx file to convert when DIR holds several (relative to DIR).
+    #[arg(long = "onnx", value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
     /// Output GGUF file.
     #[arg(value_name = "OUT")]
     pub output: PathBuf,

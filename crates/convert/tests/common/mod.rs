@@ -23,6 +23,32 @@ pub const FF: usize = 128;
 pub const THETA: f64 = 1_000_000.0;
 pub const EPS: f64 = 1e-6;
 
+/// The model's dimensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub ff: usize,
+}
+
+/// The ternary weights' scales relative to the float ones: small enough
+/// that the engine's Q8_0 activations (ggml's dot products for `Q2_0`)
+/// move the logits by less than 0.1 (see `tests/onnx.rs`).
+pub const TERNARY_SCALE: f64 = 0.15;
+
+/// The checkpoint of `roundtrip.rs` (and its llama.cpp logits).
+pub const SMALL: Shape = Shape {
+    hidden: HIDDEN,
+    layers: LAYERS,
+    heads: HEADS,
+    kv_heads: KV_HEADS,
+    head_dim: HEAD_DIM,
+    ff: FF,
+};
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/fixtures")
@@ -68,6 +94,7 @@ pub fn fixture_vocab() -> Vocab {
 /// The checkpoint's tensors as f64 (after rounding to their stored dtype).
 pub struct Checkpoint {
     pub n_vocab: usize,
+    pub shape: Shape,
     pub w: HashMap<String, (Vec<usize>, Vec<f64>)>,
 }
 
@@ -82,93 +109,121 @@ type Stored = (String, Dtype, Vec<usize>, Vec<u8>);
 
 /// Writes the checkpoint into `dir`; `pairs` writes the merges as pairs.
 pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
+    write_checkpoint_with(dir, vocab, pairs, SMALL, false)
+}
+
+/// [`write_checkpoint`] of any shape; `ternary` makes every linear weight
+/// (not the embedding) `t * d` with `t` in {-1, 0, 1} and one f16 scale `d`
+/// per row and 128 columns, stored as F32 (exactly), as a ternary model's.
+#[allow(non_snake_case)]
+pub fn write_checkpoint_with(
+    dir: &Path,
+    vocab: &Vocab,
+    pairs: bool,
+    sh: Shape,
+    ternary: bool,
+) -> Checkpoint {
+    let (HIDDEN_, LAYERS_, HEADS_, KV_HEADS_, HEAD_DIM_, FF_) = (
+        sh.hidden,
+        sh.layers,
+        sh.heads,
+        sh.kv_heads,
+        sh.head_dim,
+        sh.ff,
+    );
     std::fs::create_dir_all(dir).unwrap();
     let n_vocab = vocab.tokens.len();
     let mut rng = ChaCha8Rng::seed_from_u64(14);
-    let q = HEADS * HEAD_DIM;
-    let kv = KV_HEADS * HEAD_DIM;
+    let q = HEADS_ * HEAD_DIM_;
+    let kv = KV_HEADS_ * HEAD_DIM_;
     // (hf name, shape, dtype, scale, offset, shard)
     let mut specs: Vec<(String, Vec<usize>, Dtype, f64, f64, usize)> = vec![(
         "model.embed_tokens.weight".into(),
-        vec![n_vocab, HIDDEN],
+        vec![n_vocab, HIDDEN_],
         Dtype::F16,
         1.0,
         0.0,
         0,
     )];
-    for i in 0..LAYERS {
+    for i in 0..LAYERS_ {
         let p = format!("model.layers.{i}.");
         let s = i % 2;
         let mut t = |n: &str, shape: Vec<usize>, d: Dtype, sc: f64, off: f64| {
             specs.push((format!("{p}{n}"), shape, d, sc, off, s))
         };
-        t("input_layernorm.weight", vec![HIDDEN], Dtype::F32, 0.2, 1.0);
+        t(
+            "input_layernorm.weight",
+            vec![HIDDEN_],
+            Dtype::F32,
+            0.2,
+            1.0,
+        );
         t(
             "self_attn.q_proj.weight",
-            vec![q, HIDDEN],
+            vec![q, HIDDEN_],
             Dtype::BF16,
             0.25,
             0.0,
         );
         t(
             "self_attn.k_proj.weight",
-            vec![kv, HIDDEN],
+            vec![kv, HIDDEN_],
             Dtype::BF16,
             0.25,
             0.0,
         );
         t(
             "self_attn.v_proj.weight",
-            vec![kv, HIDDEN],
+            vec![kv, HIDDEN_],
             Dtype::BF16,
             0.25,
             0.0,
         );
         t(
             "self_attn.o_proj.weight",
-            vec![HIDDEN, q],
+            vec![HIDDEN_, q],
             Dtype::BF16,
             0.25,
             0.0,
         );
         t(
             "self_attn.q_norm.weight",
-            vec![HEAD_DIM],
+            vec![HEAD_DIM_],
             Dtype::BF16,
             0.2,
             1.0,
         );
         t(
             "self_attn.k_norm.weight",
-            vec![HEAD_DIM],
+            vec![HEAD_DIM_],
             Dtype::F32,
             0.2,
             1.0,
         );
         t(
             "post_attention_layernorm.weight",
-            vec![HIDDEN],
+            vec![HIDDEN_],
             Dtype::F32,
             0.2,
             1.0,
         );
         t(
             "mlp.gate_proj.weight",
-            vec![FF, HIDDEN],
+            vec![FF_, HIDDEN_],
             Dtype::F16,
             0.25,
             0.0,
         );
         t(
             "mlp.up_proj.weight",
-            vec![FF, HIDDEN],
+            vec![FF_, HIDDEN_],
             Dtype::F16,
             0.25,
             0.0,
         );
         t(
             "mlp.down_proj.weight",
-            vec![HIDDEN, FF],
+            vec![HIDDEN_, FF_],
             Dtype::BF16,
             0.18,
             0.0,
@@ -176,7 +231,7 @@ pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
     }
     specs.push((
         "model.norm.weight".into(),
-        vec![HIDDEN],
+        vec![HIDDEN_],
         Dtype::F32,
         0.2,
         1.0,
@@ -189,6 +244,25 @@ pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
         let n: usize = shape.iter().product();
         let mut vals = Vec::with_capacity(n);
         let mut bytes = Vec::with_capacity(n * 4);
+        let linear = ternary && shape.len() == 2 && name != "model.embed_tokens.weight";
+        if linear {
+            let cols = shape[1];
+            assert_eq!(cols % 128, 0, "{name}: ternary rows are whole 128-blocks");
+            for _ in 0..n / 128 {
+                // about the spread of the float weights: mean |w| = 2/3 d
+                let d = f16::from_f64(TERNARY_SCALE * scale * (0.6 + 0.5 * rng.random::<f64>()))
+                    .to_f64();
+                for _ in 0..128 {
+                    let t = rng.random_range(0..3i32) - 1;
+                    let v = t as f64 * d;
+                    bytes.extend_from_slice(&(v as f32).to_le_bytes());
+                    vals.push(v);
+                }
+            }
+            w.insert(name.clone(), (shape.clone(), vals));
+            shards[shard].push((name, Dtype::F32, shape, bytes));
+            continue;
+        }
         for _ in 0..n {
             let x = off + scale * (rng.random::<f64>() * 2.0 - 1.0);
             let v = match dtype {
@@ -236,12 +310,12 @@ pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
         &json!({
             "architectures": ["Qwen3ForCausalLM"],
             "model_type": "qwen3",
-            "hidden_size": HIDDEN,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "num_key_value_heads": KV_HEADS,
-            "head_dim": HEAD_DIM,
-            "intermediate_size": FF,
+            "hidden_size": HIDDEN_,
+            "num_hidden_layers": LAYERS_,
+            "num_attention_heads": HEADS_,
+            "num_key_value_heads": KV_HEADS_,
+            "head_dim": HEAD_DIM_,
+            "intermediate_size": FF_,
             "vocab_size": n_vocab,
             "max_position_embeddings": 4096,
             "rope_theta": THETA,
@@ -301,7 +375,11 @@ pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
             "chat_template": TEMPLATE,
         }),
     );
-    Checkpoint { n_vocab, w }
+    Checkpoint {
+        n_vocab,
+        shape: sh,
+        w,
+    }
 }
 
 pub const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
@@ -337,50 +415,83 @@ fn rope(x: &mut [f64], pos: usize) {
 
 /// The logits after each token of `tokens`, in float64.
 pub fn reference_logits(ck: &Checkpoint, tokens: &[u32]) -> Vec<Vec<f64>> {
+    reference_logits_with(ck, tokens, false)
+}
+
+/// ggml's `quantize_row_q8_0_ref` and back: per 32 values `d = amax / 127`,
+/// `q = round(x / d)`, value `q * f16(d)` (x taken as f32 first).
+pub fn q8_0_roundtrip(x: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.len());
+    for b in x.chunks(32) {
+        let b: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let dh = f16::from_f32(d).to_f64();
+        out.extend(b.iter().map(|&v| (v * id).round() as f64 * dh));
+    }
+    out
+}
+
+/// [`reference_logits`]; with `q8_act`, the inputs of the linear layers
+/// (not the output head) go through [`q8_0_roundtrip`] first, as ggml's
+/// `Q2_0` / `Q1_0` dot products quantize their activations.
+#[allow(non_snake_case)]
+pub fn reference_logits_with(ck: &Checkpoint, tokens: &[u32], q8_act: bool) -> Vec<Vec<f64>> {
+    let matvec = |w: &[f64], x: &[f64]| {
+        if q8_act {
+            matvec(w, &q8_0_roundtrip(x))
+        } else {
+            matvec(w, x)
+        }
+    };
+    let sh = ck.shape;
+    let (HIDDEN_, LAYERS_, HEADS_, KV_HEADS_, HEAD_DIM_) =
+        (sh.hidden, sh.layers, sh.heads, sh.kv_heads, sh.head_dim);
     let emb = ck.get("model.embed_tokens.weight");
-    let mut keys: Vec<Vec<Vec<f64>>> = vec![Vec::new(); LAYERS];
-    let mut vals: Vec<Vec<Vec<f64>>> = vec![Vec::new(); LAYERS];
+    let mut keys: Vec<Vec<Vec<f64>>> = vec![Vec::new(); LAYERS_];
+    let mut vals: Vec<Vec<Vec<f64>>> = vec![Vec::new(); LAYERS_];
     let mut out = Vec::new();
     for (pos, &t) in tokens.iter().enumerate() {
         let t = t as usize;
-        let mut x = emb[t * HIDDEN..(t + 1) * HIDDEN].to_vec();
-        for l in 0..LAYERS {
+        let mut x = emb[t * HIDDEN_..(t + 1) * HIDDEN_].to_vec();
+        for l in 0..LAYERS_ {
             let g = |n: &str| ck.get(&format!("model.layers.{l}.{n}"));
             let h = rmsnorm(&x, g("input_layernorm.weight"));
             let mut q = matvec(g("self_attn.q_proj.weight"), &h);
             let mut k = matvec(g("self_attn.k_proj.weight"), &h);
             let v = matvec(g("self_attn.v_proj.weight"), &h);
-            for hd in q.chunks_exact_mut(HEAD_DIM) {
+            for hd in q.chunks_exact_mut(HEAD_DIM_) {
                 let n = rmsnorm(hd, g("self_attn.q_norm.weight"));
                 hd.copy_from_slice(&n);
                 rope(hd, pos);
             }
-            for hd in k.chunks_exact_mut(HEAD_DIM) {
+            for hd in k.chunks_exact_mut(HEAD_DIM_) {
                 let n = rmsnorm(hd, g("self_attn.k_norm.weight"));
                 hd.copy_from_slice(&n);
                 rope(hd, pos);
             }
             keys[l].push(k);
             vals[l].push(v);
-            let mut att = vec![0.0; HEADS * HEAD_DIM];
-            let group = HEADS / KV_HEADS;
-            for hh in 0..HEADS {
+            let mut att = vec![0.0; HEADS_ * HEAD_DIM_];
+            let group = HEADS_ / KV_HEADS_;
+            for hh in 0..HEADS_ {
                 let kvh = hh / group;
-                let qh = &q[hh * HEAD_DIM..(hh + 1) * HEAD_DIM];
+                let qh = &q[hh * HEAD_DIM_..(hh + 1) * HEAD_DIM_];
                 let scores: Vec<f64> = keys[l]
                     .iter()
                     .map(|k| {
-                        let kh = &k[kvh * HEAD_DIM..(kvh + 1) * HEAD_DIM];
+                        let kh = &k[kvh * HEAD_DIM_..(kvh + 1) * HEAD_DIM_];
                         qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f64>()
-                            / (HEAD_DIM as f64).sqrt()
+                            / (HEAD_DIM_ as f64).sqrt()
                     })
                     .collect();
                 let m = scores.iter().cloned().fold(f64::MIN, f64::max);
                 let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for (p, v) in e.iter().zip(&vals[l]) {
-                    for d in 0..HEAD_DIM {
-                        att[hh * HEAD_DIM + d] += p / z * v[kvh * HEAD_DIM + d];
+                    for d in 0..HEAD_DIM_ {
+                        att[hh * HEAD_DIM_ + d] += p / z * v[kvh * HEAD_DIM_ + d];
                     }
                 }
             }
@@ -398,7 +509,7 @@ pub fn reference_logits(ck: &Checkpoint, tokens: &[u32]) -> Vec<Vec<f64>> {
             x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
         }
         let xn = rmsnorm(&x, ck.get("model.norm.weight"));
-        out.push(matvec(emb, &xn));
+        out.push(self::matvec(emb, &xn));
     }
     out
 }
