@@ -1,7 +1,8 @@
 //! `shohin serve` as users run it: the real binary on 127.0.0.1 with the
 //! real model, driven by the official `openai` Python client (tests/serve/
-//! e2e.py), then a bounded load test (tests/serve/load.py: 32 streaming
-//! clients, 256 requests, a quarter disconnecting mid-stream), then a
+//! e2e.py; tests/serve/agents.py: JSON schemas, tool calls, reasoning),
+//! then a bounded load test (tests/serve/load.py: 32 streaming clients,
+//! 256 requests, a quarter disconnecting mid-stream), then a
 //! SIGTERM with a request in flight. The Python venv is created here
 //! (pinned client from PyPI, in the target dir), so CI needs nothing else.
 
@@ -149,6 +150,7 @@ fn openai_client_load_and_shutdown_against_the_real_binary() {
     let base = format!("http://127.0.0.1:{}", server.port);
     let per_slot = (CTX / SLOTS).to_string();
     python(&py, "e2e.py", &[base.clone(), KEY.into(), per_slot]);
+    python(&py, "agents.py", &[base.clone(), KEY.into()]);
     python(
         &py,
         "load.py",

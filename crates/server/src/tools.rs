@@ -6,7 +6,7 @@
 //! variable); the model answers with Qwen/Hermes `<tool_call>` blocks, which
 //! `shohin_chat::OutputParser` turns into calls. `tool_choice: "required"`
 //! and a named function are enforced with a grammar: the output must be one
-//! (or, with `parallel_tool_calls`, one or more) `<tool_call>` blocks whose
+//! (or, for `required` with `parallel_tool_calls`, one or more) `<tool_call>` blocks whose
 //! JSON is `{"name": <a tool>, "arguments": <its parameters' schema>}`, so
 //! the call always parses and validates. `"none"` renders no tools.
 
@@ -92,11 +92,10 @@ impl Tools {
         schema["x-guidance"] = shohin_grammar::json_layout();
         // Qwen's format, as its template shows the model (one block per
         // call, blocks separated by a newline).
-        let repeat = if self.parallel {
-            " (\"\\n\" call)*"
-        } else {
-            ""
-        };
+        // A named function is called once (as OpenAI does); `required`
+        // allows several calls unless `parallel_tool_calls` is false.
+        let several = self.parallel && self.choice == ToolChoice::Required;
+        let repeat = if several { " (\"\\n\" call)*" } else { "" };
         Some(GrammarSpec::Lark(format!(
             "start: call{repeat}\ncall: \"<tool_call>\\n\" body \"\\n</tool_call>\"\nbody: %json {schema}\n"
         )))

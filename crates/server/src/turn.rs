@@ -143,9 +143,10 @@ impl Turn {
                     let reason = match next.finish {
                         None => None,
                         Some(FinishReason::Cancelled) => return Err(shutting_down()),
-                        Some(_) if calls > 0 => Some(Finish::ToolCalls),
-                        Some(FinishReason::Stop) => Some(Finish::Stop),
+                        // A turn cut by max_tokens stays `length`, calls or not.
                         Some(FinishReason::Length) => Some(Finish::Length),
+                        Some(FinishReason::Stop) if calls > 0 => Some(Finish::ToolCalls),
+                        Some(FinishReason::Stop) => Some(Finish::Stop),
                     };
                     if let Some(reason) = reason {
                         self.queue.push_back(TurnEvent::Finish { index, reason });
