@@ -31,13 +31,18 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut generated = Vec::new();
     let mut text = String::new();
     let mut steps = Vec::new();
+    // Sampling (with a grammar: its mask) is timed apart from the forward
+    // passes, as llama.cpp reports its sampling time.
+    let mut sampling = std::time::Duration::ZERO;
     // The engine's generation step (shared with `chat` and `serve`).
     while generated.len() < max {
         if let Some(k) = a.logits_top {
             steps.push(json!({ "top": top_k(s.logits(), k) }));
         }
         let room = s.tokens().len() < s.n_ctx();
+        let t = std::time::Instant::now();
         let next = gen.next(tok, s.logits(), s.tokens(), room)?;
+        sampling += t.elapsed();
         generated.push(next.id);
         if a.json {
             text.push_str(&next.text);
@@ -58,6 +63,12 @@ pub fn run(a: RunArgs) -> Result<()> {
             "seed": seed,
             "timings": timings_json(&s.timings),
         });
+        // Generated tokens per second of forward passes and sampling
+        // together (what a user sees while tokens stream).
+        let decode = s.timings.gen + sampling;
+        obj["timings"]["sampling_ms"] = json!(sampling.as_secs_f64() * 1e3);
+        obj["timings"]["decode_per_second"] =
+            json!(generated.len() as f64 / decode.as_secs_f64().max(1e-9));
         if a.logits_top.is_some() {
             obj["steps"] = json!(steps);
         }

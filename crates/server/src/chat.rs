@@ -54,7 +54,7 @@ pub async fn chat_completions(
     };
     let started = conversation::start(&st, conv, g, "messages").await?;
     let meta = Meta::new(
-        generation::Kind::Chat,
+        "chatcmpl-",
         st.model_id.clone(),
         started.n,
         started.logprobs,

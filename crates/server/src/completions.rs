@@ -4,7 +4,7 @@
 use crate::body::{token_id, type_name, Fields, JsonBody};
 use crate::chat::generate;
 use crate::error::{ApiError, ApiResult};
-use crate::generation::{Kind, Meta};
+use crate::generation::Meta;
 use crate::params::{check_model, parse_generation, Flavor};
 use crate::state::AppState;
 use axum::extract::State;
@@ -30,7 +30,7 @@ pub async fn completions(
         }
     };
     let meta = Meta::new(
-        Kind::Text,
+        "cmpl-",
         st.model_id.clone(),
         g.n,
         g.params.logprobs.is_some(),

@@ -1,6 +1,8 @@
-//! Turning a generation's engine events into OpenAI responses: collected
-//! into one JSON body, or streamed as server-sent events (`data: {chunk}`
-//! lines, then `data: [DONE]`).
+//! Turning a plain generation's engine events into `/v1/completions`
+//! responses: collected into one JSON body, or streamed as server-sent
+//! events (`data: {chunk}` lines, then `data: [DONE]`). Also the pieces
+//! every endpoint shares: [`Meta`], usage and log-probability JSON.
+//! (Chat-shaped endpoints parse their output first: `turn.rs`.)
 
 use crate::error::{ApiError, ApiResult};
 use axum::response::sse::{Event as SseEvent, Sse};
@@ -14,19 +16,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// Which endpoint's shapes to produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// `chat.completion` / `chat.completion.chunk`.
-    Chat,
-    /// `text_completion`.
-    Text,
-}
-
 /// What every response of one request repeats.
 #[derive(Clone, Debug)]
 pub struct Meta {
-    pub kind: Kind,
     pub id: String,
     pub created: u64,
     pub model: String,
@@ -36,13 +28,9 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub fn new(kind: Kind, model: String, n: usize, logprobs: bool, include_usage: bool) -> Self {
-        let prefix = match kind {
-            Kind::Chat => "chatcmpl-",
-            Kind::Text => "cmpl-",
-        };
+    /// `prefix`: the id's (`chatcmpl-`, `cmpl-`).
+    pub fn new(prefix: &str, model: String, n: usize, logprobs: bool, include_usage: bool) -> Self {
         Self {
-            kind,
             id: format!("{prefix}{:024x}", rand::random::<u128>() >> 32),
             created: crate::state::unix_now(),
             model,
@@ -97,7 +85,7 @@ pub async fn collect(
     }
 }
 
-fn shutting_down() -> ApiError {
+pub fn shutting_down() -> ApiError {
     ApiError::unavailable(
         "the request was cancelled: the server is shutting down",
         "shutting_down",
@@ -179,43 +167,28 @@ fn text_logprobs(tok: &Tokenizer, lps: &[TokenLogprob], offset: &mut usize) -> V
     })
 }
 
-/// The whole (non-streamed) response.
+/// The whole (non-streamed) `text_completion`.
 pub fn response(meta: &Meta, tok: &Tokenizer, choices: &[Choice], usage: &Usage) -> Value {
     let choices: Vec<Value> = choices
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let logprobs = match (meta.logprobs, meta.kind) {
-                (false, _) => Value::Null,
-                (true, Kind::Chat) => json!({
-                    "content": c.logprobs.iter().map(|l| chat_logprob(tok, l)).collect::<Vec<_>>(),
-                    "refusal": null,
-                }),
-                (true, Kind::Text) => text_logprobs(tok, &c.logprobs, &mut 0),
+            let logprobs = if meta.logprobs {
+                text_logprobs(tok, &c.logprobs, &mut 0)
+            } else {
+                Value::Null
             };
-            match meta.kind {
-                Kind::Chat => json!({
-                    "index": i,
-                    "message": {"role": "assistant", "content": c.text, "refusal": null},
-                    "logprobs": logprobs,
-                    "finish_reason": finish_str(c.finish),
-                }),
-                Kind::Text => json!({
-                    "index": i,
-                    "text": c.text,
-                    "logprobs": logprobs,
-                    "finish_reason": finish_str(c.finish),
-                }),
-            }
+            json!({
+                "index": i,
+                "text": c.text,
+                "logprobs": logprobs,
+                "finish_reason": finish_str(c.finish),
+            })
         })
         .collect();
-    let object = match meta.kind {
-        Kind::Chat => "chat.completion",
-        Kind::Text => "text_completion",
-    };
     json!({
         "id": meta.id,
-        "object": object,
+        "object": "text_completion",
         "created": meta.created,
         "model": meta.model,
         "choices": choices,
@@ -230,7 +203,7 @@ pub fn stream(
     tok: Arc<Tokenizer>,
     rx: UnboundedReceiver<Event>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let mut st = StreamState {
+    let st = StreamState {
         offsets: vec![0; meta.n],
         meta,
         tok,
@@ -238,17 +211,6 @@ pub fn stream(
         pending: VecDeque::new(),
         done: false,
     };
-    if st.meta.kind == Kind::Chat {
-        for i in 0..st.meta.n {
-            let c = st.chunk(
-                i,
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                Value::Null,
-                None,
-            );
-            st.pending.push_back(c);
-        }
-    }
     let s = futures_util::stream::unfold(st, |mut st| async move {
         loop {
             if let Some(data) = st.pending.pop_front() {
@@ -296,13 +258,9 @@ struct StreamState {
 
 impl StreamState {
     fn envelope(&self, choices: Vec<Value>) -> Value {
-        let object = match self.meta.kind {
-            Kind::Chat => "chat.completion.chunk",
-            Kind::Text => "text_completion",
-        };
         let mut v = json!({
             "id": self.meta.id,
-            "object": object,
+            "object": "text_completion",
             "created": self.meta.created,
             "model": self.meta.model,
             "choices": choices,
@@ -313,28 +271,20 @@ impl StreamState {
         v
     }
 
-    /// One choice's chunk; `content` is the chat delta or the text.
+    /// One choice's chunk.
     fn chunk(
         &self,
         index: usize,
-        content: Value,
+        text: &str,
         logprobs: Value,
         finish: Option<FinishReason>,
     ) -> String {
-        let choice = match self.meta.kind {
-            Kind::Chat => json!({
-                "index": index,
-                "delta": content,
-                "logprobs": logprobs,
-                "finish_reason": finish_str(finish),
-            }),
-            Kind::Text => json!({
-                "index": index,
-                "text": content,
-                "logprobs": logprobs,
-                "finish_reason": finish_str(finish),
-            }),
-        };
+        let choice = json!({
+            "index": index,
+            "text": text,
+            "logprobs": logprobs,
+            "finish_reason": finish_str(finish),
+        });
         self.envelope(vec![choice]).to_string()
     }
 
@@ -342,11 +292,8 @@ impl StreamState {
         if index >= self.meta.n {
             return;
         }
-        let lp = match (&next.logprob, self.meta.kind) {
-            (Some(lp), Kind::Chat) if self.meta.logprobs => {
-                json!({"content": [chat_logprob(&self.tok, lp)], "refusal": null})
-            }
-            (Some(lp), Kind::Text) if self.meta.logprobs => text_logprobs(
+        let lp = match &next.logprob {
+            Some(lp) if self.meta.logprobs => text_logprobs(
                 &self.tok,
                 std::slice::from_ref(lp),
                 &mut self.offsets[index],
@@ -354,11 +301,7 @@ impl StreamState {
             _ => Value::Null,
         };
         if !next.text.is_empty() || !lp.is_null() {
-            let content = match self.meta.kind {
-                Kind::Chat => json!({"content": next.text}),
-                Kind::Text => json!(next.text),
-            };
-            let c = self.chunk(index, content, lp, None);
+            let c = self.chunk(index, &next.text, lp, None);
             self.pending.push_back(c);
         }
         match next.finish {
@@ -367,11 +310,7 @@ impl StreamState {
                 self.pending.push_back(shutting_down().body().to_string());
             }
             Some(f) => {
-                let content = match self.meta.kind {
-                    Kind::Chat => json!({}),
-                    Kind::Text => json!(""),
-                };
-                let c = self.chunk(index, content, Value::Null, Some(f));
+                let c = self.chunk(index, "", Value::Null, Some(f));
                 self.pending.push_back(c);
             }
         }

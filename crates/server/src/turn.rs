@@ -5,6 +5,7 @@
 //! and a finish reason that is `tool_calls` when the model called a tool.
 
 use crate::error::{ApiError, ApiResult};
+pub use crate::generation::shutting_down;
 use shohin_chat::{Delta, OutputParser, ParserOptions};
 use shohin_engine::generate::{FinishReason, TokenLogprob};
 use shohin_engine::scheduler::{Event, Usage};
@@ -74,13 +75,6 @@ pub fn call_id(prefix: &str) -> String {
     format!(
         "{prefix}{}",
         Alphanumeric.sample_string(&mut rand::rng(), 24)
-    )
-}
-
-pub fn shutting_down() -> ApiError {
-    ApiError::unavailable(
-        "the request was cancelled: the server is shutting down",
-        "shutting_down",
     )
 }
 
