@@ -1,7 +1,10 @@
-//! shohin's HTTP server: OpenAI's chat completions, completions, embeddings
-//! and models endpoints (wire format as OpenAI's, streaming as server-sent
-//! events), llama-server's `/tokenize` and `/detokenize`, `/health` and
-//! Prometheus `/metrics`, on top of the continuous-batching
+//! shohin's HTTP server: OpenAI's chat completions, completions, Responses,
+//! embeddings and models endpoints and Anthropic's Messages (wire formats as
+//! theirs, streaming as server-sent events; the chat-shaped ones share one
+//! request path, `conversation.rs` + `turn.rs`: template with tools,
+//! grammar, output parsed into reasoning / content / tool calls),
+//! llama-server's `/tokenize` and `/detokenize`, `/health`, Prometheus
+//! `/metrics` and a web chat page at `/`, on top of the continuous-batching
 //! [`shohin_engine::scheduler::Engine`].
 //!
 //! [`app`] builds the router for a loaded model (what the tests drive);
@@ -15,12 +18,13 @@
 //!   same request give the same output. Choice `i` of `n` uses `seed + i`.
 //! - `max_tokens` / `max_completion_tokens` default to "until the end of
 //!   generation or a full slot context" (`finish_reason: "length"`).
-//! - With `--api-key`, every endpoint but `/health` and `/metrics` needs
-//!   `Authorization: Bearer KEY`.
+//! - With `--api-key`, every endpoint but `/`, `/health` and `/metrics`
+//!   needs `Authorization: Bearer KEY` or `x-api-key: KEY`.
 //! - A client that disconnects cancels its request: the handler (or the
 //!   SSE body) owns the engine's event receiver, and dropping it frees
 //!   the slot within one engine step.
 
+mod anthropic;
 mod body;
 mod chat;
 mod completions;
@@ -33,6 +37,7 @@ mod messages;
 mod metrics;
 mod misc;
 mod params;
+mod responses;
 mod server;
 mod state;
 mod tools;

@@ -3,7 +3,7 @@
 use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{chat, completions, embeddings, metrics, misc};
+use crate::{anthropic, chat, completions, embeddings, metrics, misc, responses};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -27,6 +27,8 @@ pub fn app(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/responses", post(responses::responses))
+        .route("/v1/messages", post(anthropic::messages))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(misc::models))
         .route("/v1/models/{id}", get(misc::model))
@@ -59,28 +61,38 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("internal error: the request handler panicked").into_response()
 }
 
-/// `Authorization: Bearer KEY` when the server has an API key.
+/// `Authorization: Bearer KEY` (or Anthropic's `x-api-key: KEY`) when the
+/// server has an API key.
 async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Some(key) = &st.api_key else {
         return next.run(req).await;
     };
-    let given = req
-        .headers()
+    let headers = req.headers();
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
+    let anthropic = req.uri().path() == "/v1/messages";
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => next.run(req).await,
-        Some(_) => unauthorized("Incorrect API key provided"),
-        None => unauthorized("Missing API key: send it as 'Authorization: Bearer KEY'"),
+        Some(_) => unauthorized("Incorrect API key provided", anthropic),
+        None => unauthorized(
+            "Missing API key: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'",
+            anthropic,
+        ),
     }
 }
 
-fn unauthorized(msg: &str) -> Response {
-    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", msg)
-        .code("invalid_api_key")
-        .into_response();
+fn unauthorized(msg: &str, anthropic: bool) -> Response {
+    let e = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", msg)
+        .code("invalid_api_key");
+    let mut r = if anthropic {
+        anthropic::error_response(e)
+    } else {
+        e.into_response()
+    };
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),

@@ -526,15 +526,45 @@ async fn invalid_fields_name_their_param() {
             json!({"messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"arguments": "{}"}}]}]}),
             "messages[0].tool_calls[0].function.name",
         ),
-        (chat("a", json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]})), "tools[0].function.name"),
-        (chat("a", json!({"tools": [{"type": "retrieval"}]})), "tools[0].type"),
+        (
+            chat(
+                "a",
+                json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]}),
+            ),
+            "tools[0].function.name",
+        ),
+        (
+            chat("a", json!({"tools": [{"type": "retrieval"}]})),
+            "tools[0].type",
+        ),
         (chat("a", json!({"tool_choice": "required"})), "tool_choice"),
-        (chat("a", json!({"tool_choice": {"type": "function", "function": {"name": "nope"}}, "tools": [{"type": "function", "function": {"name": "f"}}]})), "tool_choice"),
-        (chat("a", json!({"response_format": {"type": "xml"}})), "response_format.type"),
-        (chat("a", json!({"response_format": {"type": "json_schema"}})), "response_format.json_schema"),
-        (chat("a", json!({"response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""})), "grammar"),
+        (
+            chat(
+                "a",
+                json!({"tool_choice": {"type": "function", "function": {"name": "nope"}}, "tools": [{"type": "function", "function": {"name": "f"}}]}),
+            ),
+            "tool_choice",
+        ),
+        (
+            chat("a", json!({"response_format": {"type": "xml"}})),
+            "response_format.type",
+        ),
+        (
+            chat("a", json!({"response_format": {"type": "json_schema"}})),
+            "response_format.json_schema",
+        ),
+        (
+            chat(
+                "a",
+                json!({"response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""}),
+            ),
+            "grammar",
+        ),
         (chat("a", json!({"json_schema": 5})), "json_schema"),
-        (chat("a", json!({"reasoning_effort": "max"})), "reasoning_effort"),
+        (
+            chat("a", json!({"reasoning_effort": "max"})),
+            "reasoning_effort",
+        ),
         (chat("a", json!({"max_tokens": -1})), "max_tokens"),
         (chat("a", json!({"max_tokens": 0})), "max_tokens"),
         (chat("a", json!({"max_tokens": 2_000_000})), "max_tokens"),
