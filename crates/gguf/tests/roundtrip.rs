@@ -58,7 +58,7 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// Formats whose id alone names them (id 42 g128 is covered in tests/writer.rs).
-const TYPES: [GgmlType; 14] = [
+const TYPES: [GgmlType; 15] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::BF16,
@@ -71,6 +71,7 @@ const TYPES: [GgmlType; 14] = [
     GgmlType::Q1_0,
     GgmlType::Q2_0,
     GgmlType::PQ2_0,
+    GgmlType::PTQ1_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
 ];

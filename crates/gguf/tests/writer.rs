@@ -85,6 +85,37 @@ fn q2_0_g128_round_trips_when_unambiguous_and_is_refused_otherwise() {
 }
 
 #[test]
+fn ptq1_0_is_type_143_of_28_bytes_per_128() {
+    // hand-built: a 256 x 2 tensor of id 143 (4 blocks, 112 bytes), then an
+    // F32 one right after its padded slot
+    let data = noise(5, 112);
+    let file = Raw::header(3, 2, 0)
+        .tensor("p", &[256, 2], 143, 0)
+        .tensor("f", &[4], 0, 128)
+        .pad(32)
+        .bytes(&data)
+        .pad(32)
+        .bytes(&noise(6, 16))
+        .pad(32)
+        .0;
+    let f = GgufFile::from_bytes(file).unwrap();
+    let t = f.tensor("p").unwrap();
+    assert_eq!(t.ggml_type, GgmlType::PTQ1_0);
+    assert_eq!((t.n_elements, t.n_bytes), (512, 112));
+    assert_eq!(f.tensor_data(t), &data[..]);
+    // and the writer produces the same layout
+    let mut w = GgufWriter::new(vec![]);
+    w.add_tensor("p", vec![256, 2], GgmlType::PTQ1_0, data.clone());
+    let g = GgufFile::from_bytes(write(&w).unwrap()).unwrap();
+    assert_eq!(g.tensor("p").unwrap().ggml_type, GgmlType::PTQ1_0);
+    assert_eq!(g.tensor_data(g.tensor("p").unwrap()), &data[..]);
+    // 100 weights are not whole blocks
+    let mut w = GgufWriter::new(vec![]);
+    w.add_tensor("p", vec![100], GgmlType::PTQ1_0, vec![0; 28]);
+    assert!(write(&w).is_err());
+}
+
+#[test]
 fn refuses_what_the_reader_would_reject() {
     let t = |name: &str, dims: Vec<u64>, ty, len| {
         let mut w = GgufWriter::new(vec![]);

@@ -5,7 +5,7 @@
 //! Dot products follow ggml-cpu: activations are first quantized to the
 //! weight format's [`GgmlType::vec_dot_type`] (Q8_0 for the 32-weight
 //! formats, Q8_1 for `Q5_1`, Q8_0's row-planar form `Q8_0R` for the 1-bit /
-//! ternary 64- and 128-weight ones, Q8_K for the 256-weight ones, F16/BF16/F32 for the
+//! ternary 64- and 128-weight ones (`PTQ1_0` included), Q8_K for the 256-weight ones, F16/BF16/F32 for the
 //! float ones), then `vec_dot(weights, activations)` accumulates in integers
 //! per block.
 
@@ -16,6 +16,7 @@ pub mod types;
 mod bf16;
 mod fp16;
 mod fp32;
+mod ptq1_0;
 mod q1_0;
 mod q2_0;
 mod q2_0_g128;
@@ -106,6 +107,7 @@ pub fn scalar_kernels(ty: GgmlType) -> Kernels {
         Q1_0 => k!(q1_0),
         Q2_0 => k!(q2_0),
         Q2_0G128 | PQ2_0 => k!(q2_0_g128),
+        PTQ1_0 => k!(ptq1_0),
         TQ1_0 => k!(tq1_0),
         TQ2_0 => k!(tq2_0),
         Q8_0R => k!(q8_0r),

@@ -49,8 +49,9 @@ const Q8_K_BYTES: usize = 4 + QK + 2 * (QK / 16);
 /// `pow3` of ggml-quants.c.
 const POW3: [u8; 6] = [1, 3, 9, 27, 81, 243];
 
-/// Trit `n` (most significant first) of a packed byte, as -1, 0 or 1.
-fn trit(byte: u8, n: usize) -> i8 {
+/// Trit `n` (most significant first) of a packed byte, as -1, 0 or 1
+/// (shared with [`crate::ptq1_0`], the same codec).
+pub(crate) fn trit(byte: u8, n: usize) -> i8 {
     let q = byte.wrapping_mul(POW3[n]);
     ((u16::from(q) * 3) >> 8) as i8 - 1
 }
@@ -106,8 +107,8 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 }
 
 /// Pack trits (0, 1, 2), most significant first, into one byte:
-/// `ceil(v * 256 / 243)`.
-fn pack(trits: impl Iterator<Item = u8>) -> u8 {
+/// `ceil(v * 256 / 243)` (shared with [`crate::ptq1_0`]).
+pub(crate) fn pack(trits: impl Iterator<Item = u8>) -> u8 {
     let v = trits.fold(0u16, |q, t| q * 3 + u16::from(t));
     // (q * 256 + (243 - 1)) / 243 in the C: ceiling division
     (v * 256).div_ceil(243) as u8

@@ -5,7 +5,8 @@
 //! names two layouts: upstream `Q2_0` (64 weights, 18 bytes) and PrismML's
 //! `Q2_0` g128 (128 weights, 34 bytes); a reader tells them apart by the bytes
 //! a tensor occupies, see [`GgmlType::resolve`]. PrismML's `PQ2_0` (142) is
-//! the g128 layout under its own id.
+//! the g128 layout under its own id, and its `PTQ1_0` (143) is `TQ1_0`'s
+//! base-3 codec at 128 weights per block (see [`crate::ptq1_0`]).
 //!
 //! `Q8_0R` is shohin's own activation-only format (no GGUF id): the numbers
 //! of `Q8_0` laid out per row as planes, see [`crate::q8_0r`].
@@ -37,6 +38,8 @@ pub enum GgmlType {
     Q2_0G128,
     /// PrismML's id for the g128 ternary layout (id 142).
     PQ2_0,
+    /// PrismML's base-3 ternary: 128 weights + f16 scale, 28 bytes (id 143).
+    PTQ1_0,
     TQ1_0,
     TQ2_0,
     /// Activations only, not a GGUF type: "row-planar `Q8_0`", the quants,
@@ -50,7 +53,7 @@ pub enum GgmlType {
 pub const NO_GGUF_ID: u32 = u32::MAX;
 
 /// Every variant, in table order (tests iterate over it).
-pub const ALL_TYPES: [GgmlType; 19] = [
+pub const ALL_TYPES: [GgmlType; 20] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::BF16,
@@ -67,6 +70,7 @@ pub const ALL_TYPES: [GgmlType; 19] = [
     GgmlType::Q2_0,
     GgmlType::Q2_0G128,
     GgmlType::PQ2_0,
+    GgmlType::PTQ1_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
     GgmlType::Q8_0R,
@@ -135,6 +139,14 @@ impl GgmlType {
             Q2_0 => tr("Q2_0", 42, 64, 2 + 16, Q8_0R),
             Q2_0G128 => tr("Q2_0_g128", 42, 128, 2 + 32, Q8_0R),
             PQ2_0 => tr("PQ2_0", 142, 128, 2 + 32, Q8_0R),
+            // 24 bytes of base-3 packed trits + 2 bytes + f16 d (last)
+            PTQ1_0 => tr(
+                "PTQ1_0",
+                143,
+                128,
+                (128 - 4 * 128 / 64) / 5 + 128 / 64 + 2,
+                Q8_0R,
+            ),
             // 48 bytes of base-3 packed trits + 4 bytes + f16 d
             TQ1_0 => tr(
                 "TQ1_0",
@@ -195,6 +207,7 @@ impl GgmlType {
             41 => &[Q1_0],
             42 => &[Q2_0, Q2_0G128],
             142 => &[PQ2_0],
+            143 => &[PTQ1_0],
             34 => &[TQ1_0],
             35 => &[TQ2_0],
             _ => &[],
@@ -263,6 +276,9 @@ mod tests {
         assert_eq!(GgmlType::Q6K.type_size(), 210);
         assert_eq!(GgmlType::Q8K.type_size(), 292);
         assert_eq!(GgmlType::TQ1_0.type_size(), 54);
+        assert_eq!(GgmlType::PTQ1_0.type_size(), 28);
+        assert_eq!(GgmlType::PTQ1_0.block_size(), 128);
+        assert_eq!(GgmlType::PTQ1_0.id(), 143);
         assert_eq!(GgmlType::TQ2_0.type_size(), 66);
         assert_eq!(GgmlType::Q1_0.type_size(), 18);
         assert_eq!(GgmlType::Q5_1.type_size(), 24);
@@ -289,6 +305,7 @@ mod tests {
                     | GgmlType::Q2_0
                     | GgmlType::Q2_0G128
                     | GgmlType::PQ2_0
+                    | GgmlType::PTQ1_0
                     | GgmlType::Q8_0R
             );
             assert_eq!(vt == GgmlType::Q8_0R, planar, "{t}");
@@ -305,6 +322,9 @@ mod tests {
         assert_eq!(GgmlType::resolve(42, n, g128 + 32), Ok(GgmlType::Q2_0G128));
         assert!(GgmlType::resolve(42, n, g128 - 1).is_err());
         assert_eq!(GgmlType::resolve(142, n, g128), Ok(GgmlType::PQ2_0));
+        let pt = n / 128 * 28;
+        assert_eq!(GgmlType::resolve(143, n, pt), Ok(GgmlType::PTQ1_0));
+        assert!(GgmlType::resolve(143, n, pt - 1).is_err());
         assert_eq!(
             GgmlType::resolve(99, n, g128),
             Err(ResolveError::UnknownType(99))

@@ -29,11 +29,12 @@ use shohin_quant::packed::{available, has_kernels, Kind, PackFormat, PackedMatri
 use shohin_quant::simd::{detected, isa, Isa};
 use shohin_quant::{row_bytes, scalar_kernels, GgmlType};
 
-const FORMATS: [GgmlType; 8] = [
+const FORMATS: [GgmlType; 9] = [
     GgmlType::Q1_0,
     GgmlType::Q2_0,
     GgmlType::Q2_0G128,
     GgmlType::PQ2_0,
+    GgmlType::PTQ1_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
     GgmlType::Q5_0,
@@ -45,6 +46,7 @@ fn d_at(ty: GgmlType) -> usize {
     match ty {
         GgmlType::TQ2_0 => 64,
         GgmlType::TQ1_0 => 52,
+        GgmlType::PTQ1_0 => 26,
         _ => 0,
     }
 }

@@ -68,6 +68,7 @@ fn packed_speed() {
         GgmlType::Q1_0,
         GgmlType::Q2_0,
         GgmlType::Q2_0G128,
+        GgmlType::PTQ1_0,
         GgmlType::TQ2_0,
         GgmlType::Q5_0,
         GgmlType::Q8_0,

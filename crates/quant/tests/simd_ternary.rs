@@ -1,5 +1,5 @@
 //! The SIMD kernels of the 1-bit and ternary formats (`Q1_0`, `Q2_0`,
-//! `Q2_0` g128, `PQ2_0`, `TQ1_0`, `TQ2_0`) at every instruction-set level
+//! `Q2_0` g128, `PQ2_0`, `PTQ1_0`, `TQ1_0`, `TQ2_0`) at every instruction-set level
 //! this CPU supports, against the scalar references and against an `f64`
 //! dot product of the dequantized operands.
 //!
@@ -32,11 +32,12 @@ use shohin_quant::simd::{kernels_for, supported, Isa};
 use shohin_quant::{dequantize_row, scalar_kernels, GgmlType, Kernels};
 use ternary_support::{q8_0r_from_parts, set_q8_0r_scale};
 
-const FORMATS: [GgmlType; 6] = [
+const FORMATS: [GgmlType; 7] = [
     GgmlType::Q1_0,
     GgmlType::Q2_0,
     GgmlType::Q2_0G128,
     GgmlType::PQ2_0,
+    GgmlType::PTQ1_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
 ];
@@ -83,7 +84,7 @@ fn levels() -> Vec<Isa> {
 /// Offset of the scale field in a weight block.
 fn d_at(ty: GgmlType) -> usize {
     match ty {
-        GgmlType::TQ1_0 | GgmlType::TQ2_0 => ty.type_size() - 2,
+        GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::PTQ1_0 => ty.type_size() - 2,
         _ => 0,
     }
 }
@@ -290,6 +291,11 @@ fn q2_0_g128_matches_scalar() {
 #[test]
 fn pq2_0_matches_scalar() {
     check_format(GgmlType::PQ2_0, 14);
+}
+
+#[test]
+fn ptq1_0_matches_scalar() {
+    check_format(GgmlType::PTQ1_0, 17);
 }
 
 #[test]

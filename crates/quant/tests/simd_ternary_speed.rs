@@ -84,6 +84,7 @@ fn ternary_dot_speed() {
         GgmlType::Q1_0,
         GgmlType::Q2_0,
         GgmlType::Q2_0G128,
+        GgmlType::PTQ1_0,
         GgmlType::TQ1_0,
         GgmlType::TQ2_0,
     ] {

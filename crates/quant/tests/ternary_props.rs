@@ -7,10 +7,11 @@ use half::f16;
 use proptest::prelude::*;
 use shohin_quant::{dequantize_row, quantize_row, row_bytes, vec_dot, GgmlType};
 
-const TERNARY: [GgmlType; 5] = [
+const TERNARY: [GgmlType; 6] = [
     GgmlType::Q2_0,
     GgmlType::Q2_0G128,
     GgmlType::PQ2_0,
+    GgmlType::PTQ1_0,
     GgmlType::TQ1_0,
     GgmlType::TQ2_0,
 ];
@@ -138,7 +139,7 @@ proptest! {
         let nblk = raw.len() / ts;
         let n = nblk.min(q.len() / bs) * bs;
         let mut w = raw[..n / bs * ts].to_vec();
-        let d_at = if matches!(ty, GgmlType::TQ1_0 | GgmlType::TQ2_0) { ts - 2 } else { 0 };
+        let d_at = if matches!(ty, GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::PTQ1_0) { ts - 2 } else { 0 };
         for b in w.chunks_exact_mut(ts) {
             b[d_at..d_at + 2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
         }

@@ -106,6 +106,7 @@ fn geometry_and_no_gguf_id() {
         GgmlType::Q2_0,
         GgmlType::Q2_0G128,
         GgmlType::PQ2_0,
+        GgmlType::PTQ1_0,
     ] {
         assert_eq!(ty.vec_dot_type(), GgmlType::Q8_0R, "{ty}");
     }

@@ -39,7 +39,7 @@ fn put_f16(dst: &mut [u8], v: f32) {
 fn weights(rng: &mut Rng, ty: GgmlType, nblk: usize) -> Vec<u8> {
     let ts = ty.type_size();
     let d_at = match ty {
-        GgmlType::TQ1_0 | GgmlType::TQ2_0 => ts - 2,
+        GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::PTQ1_0 => ts - 2,
         _ => 0,
     };
     let mut w: Vec<u8> = (0..nblk * ts).map(|_| rng.byte()).collect();
@@ -127,6 +127,11 @@ fn q2_0_dot_matches_f64() {
 fn q2_0_g128_dot_matches_f64() {
     check(GgmlType::Q2_0G128, 3);
     check(GgmlType::PQ2_0, 4);
+}
+
+#[test]
+fn ptq1_0_dot_matches_f64() {
+    check(GgmlType::PTQ1_0, 7);
 }
 
 #[test]

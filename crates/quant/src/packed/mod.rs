@@ -1,5 +1,5 @@
 //! Row-interleaved repacking, done once at load, of the 1-bit and ternary
-//! formats (`Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0`, `TQ1_0`, `TQ2_0`:
+//! formats (`Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0`, `PTQ1_0`, `TQ1_0`, `TQ2_0`:
 //! bit planes, below) and of `Q5_0`, `Q8_0` (`legacy.rs`), `Q4_K`, `Q6_K`
 //! (`kquant.rs`), and the matrix products that run on it (AVX-512 VNNI
 //! `avx512.rs` / `kquant_avx512.rs`, AVX2 `avx2.rs` for all but the K-quants).
@@ -16,7 +16,7 @@
 //! Layout. Rows are taken in groups of [`ROWS`] = 16 (the last group padded
 //! with zero rows). Group after group, and within a group one *block* per
 //! weight group of `G` weights (the format's block: 128 for `Q1_0`, 64 /
-//! 128 for `Q2_0`, 256 for `TQ*`), a block being `u64` words:
+//! 128 for `Q2_0`, 128 for `PTQ1_0`, 256 for `TQ*`), a block being `u64` words:
 //!
 //! | words            | field                                                 |
 //! |------------------|-------------------------------------------------------|
@@ -30,12 +30,12 @@
 //! |                  | `c` at bits `2·(c % 4)`                               |
 //!
 //! `Q1_0`: `w = (2·bit − 1)·d`. Ternary formats: code 0..=3,
-//! `w = (code − 1)·d` (`TQ1_0` trits are stored as codes too, so it takes
-//! `TQ2_0`'s size). Either way a chunk's 64 bytes, byte `4r + k` lined up
+//! `w = (code − 1)·d` (`TQ1_0` / `PTQ1_0` trits are stored as codes too, so
+//! they take `TQ2_0`'s / `PQ2_0`'s size and run `PQ2_0`'s kernels). Either way a chunk's 64 bytes, byte `4r + k` lined up
 //! with lane `r` of `vpdpbusd`, are one shift and one AND from a 64-byte
 //! load shared by 8 or 4 chunks. Sizes equal the source's (18·16 bytes
 //! per `Q1_0` / `Q2_0` block group, 34·16 for g128, 66·16 for `TQ2_0`),
-//! except `TQ1_0` (+22%).
+//! except `TQ1_0` (+22%) and `PTQ1_0` (34·16 bytes per 28·16: +21%).
 //!
 //! Activations are read in a planar layout per token (`n` int8 quants, then
 //! `n/S` f32 scales, then `n/S` i32 quant sums): exactly [`crate::q8_0r`]
@@ -104,7 +104,7 @@ impl PackFormat {
         let (kind, group, act_block) = match ty {
             Q1_0 => (t(1), 128, 32),
             Q2_0 => (t(2), 64, 32),
-            Q2_0G128 | PQ2_0 => (t(2), 128, 32),
+            Q2_0G128 | PQ2_0 | PTQ1_0 => (t(2), 128, 32),
             TQ1_0 | TQ2_0 => (t(2), 256, 256),
             Q5_0 => (Kind::Q5_0, 32, 32),
             Q8_0 => (Kind::Q8_0, 32, 32),

@@ -4,7 +4,8 @@
 //! Every source block is first read as a run of bytes in weight order
 //! ([`block_bytes`]): `Q1_0`'s sign bits as they are (8 weights per byte),
 //! and for the ternary formats one byte per 4 weights holding their 2-bit
-//! codes, lowest first (`Q2_0`'s own `qs`; `TQ2_0` / `TQ1_0` rearranged).
+//! codes, lowest first (`Q2_0`'s own `qs`; `TQ2_0` / `TQ1_0` / `PTQ1_0`
+//! rearranged).
 //! Each row's 4 bytes of 8 (`Q1_0`) or 4 (ternary) chunks are then
 //! transposed so that a byte holds one weight position of every chunk: by
 //! a table for the sign bits, as a 4 × 4 matrix of 2-bit codes for the
@@ -81,6 +82,13 @@ fn block_bytes(ty: GgmlType, blk: &[u8], out: &mut [u8]) -> u16 {
                 *o = four.iter().rev().fold(0, |b, &c| (b << 2) | c);
             }
             d(52)
+        }
+        PTQ1_0 => {
+            let codes = crate::ptq1_0::codes(blk);
+            for (o, four) in out.iter_mut().zip(codes.chunks_exact(4)) {
+                *o = four.iter().rev().fold(0, |b, &c| (b << 2) | c);
+            }
+            d(crate::ptq1_0::D_AT)
         }
         _ => unreachable!("PackFormat::of admits only the formats above"),
     }

@@ -364,6 +364,64 @@ fn trits(b: uint8x16_t, pow: uint8x16_t) -> int8x16_t {
     vreinterpretq_s8_u8(vcombine_u8(lo, hi))
 }
 
+/// `PTQ1_0` (24 bytes of five trits each, 2 bytes of four, f16 `d` last;
+/// ptq1_0.rs for the weight order) · `Q8_0R`, in the scalar reference's
+/// order: per activation block the exact `Σ trit·q` times its scale into
+/// the block's `f32` sum, which times `d` goes into the row total.
+pub(super) fn ptq1_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: NEON is always present on aarch64.
+    unsafe { ptq1_0_neon(w, a) }
+}
+
+#[target_feature(enable = "neon")]
+fn ptq1_0_neon(w: &[u8], a: &[u8]) -> f32 {
+    // From the 16 bytes at 12 (`qs[12..16]`, `qs[16..24]`, `qh`, `d`):
+    // `qs[16..24]` twice (weights 80..112, trits 0..4), and `qs[16..24]`
+    // then the two `qh` bytes four times (112..120: trit 4; 120..128:
+    // weight `120 + 2n + h` is trit n of `qh[h]`).
+    const TWICE: [u8; 16] = [4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11];
+    const TAIL: [u8; 16] = [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 12, 13, 12, 13, 12, 13];
+    const POW: [[u8; 16]; 3] = [
+        [1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3],
+        [9, 9, 9, 9, 9, 9, 9, 9, 27, 27, 27, 27, 27, 27, 27, 27],
+        [81, 81, 81, 81, 81, 81, 81, 81, 1, 1, 3, 3, 9, 9, 27, 27],
+    ];
+    // SAFETY: 16-byte constant arrays.
+    let (twice, tail, p01, p23, p4q) = unsafe {
+        (
+            vld1q_u8(TWICE.as_ptr()),
+            vld1q_u8(TAIL.as_ptr()),
+            vld1q_u8(POW[0].as_ptr()),
+            vld1q_u8(POW[1].as_ptr()),
+            vld1q_u8(POW[2].as_ptr()),
+        )
+    };
+    let (qa, da, sa) = planes(a);
+    let mut sumf = 0.0f32;
+    for (i, blk) in w.chunks_exact(28).take(qa.len() / 128).enumerate() {
+        let b0 = load16(blk, 0);
+        let y = load16(blk, 12);
+        let (s16, sq) = (vqtbl1q_u8(y, twice), vqtbl1q_u8(y, tail));
+        // weights 32k..32k + 32 as two vectors of codes
+        let c = [
+            (trits(b0, vdupq_n_u8(1)), trits(b0, vdupq_n_u8(3))),
+            (trits(b0, vdupq_n_u8(9)), trits(b0, vdupq_n_u8(27))),
+            (trits(b0, vdupq_n_u8(81)), trits(s16, p01)),
+            (trits(s16, p23), trits(sq, p4q)),
+        ];
+        let mut sumi = 0.0f32;
+        for (k, (c0, c1)) in c.into_iter().enumerate() {
+            let ab = 4 * i + k;
+            let (q0, q1) = quants(qa, ab);
+            // Σ (code − 1)·q = Σ code·q − Σ q.
+            let s = vaddvq_s32(dot16(dot16(vdupq_n_s32(0), c0, q0), c1, q1));
+            sumi += f32_at(da, ab) * (s - i32_at(sa, ab)) as f32;
+        }
+        sumf += read_f16(&blk[26..]) * sumi;
+    }
+    sumf
+}
+
 /// `TQ1_0` (48 bytes of five trits each, 4 bytes of four, f16 `d`;
 /// tq1_0.rs `unpack` for the weight order) · `Q8_K`.
 pub(super) fn tq1_0(w: &[u8], a: &[u8]) -> f32 {

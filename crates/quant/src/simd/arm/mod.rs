@@ -5,7 +5,7 @@
 //! its reference **bit for bit** (tests/simd_standard.rs,
 //! tests/simd_ternary.rs run them under emulation; see ci/aarch64-test.sh).
 //!
-//! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`) against `Q8_0R`, `TQ1_0`
+//! Covered: `Q1_0`, `Q2_0` (g64, g128, `PQ2_0`), `PTQ1_0` against `Q8_0R`, `TQ1_0`
 //! and `TQ2_0` against `Q8_K`, `Q8_0` and `Q5_0` against `Q8_0` (the first also the
 //! `q8_0` KV cache), and `Q4_K`, `Q6_K` against `Q8_K` (with the real
 //! fixture's formats, only its `F32` norms stay scalar), and the
@@ -42,6 +42,7 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         Q1_0 => dots::q1_0,
         Q2_0 => dots::q2_0,
         Q2_0G128 | PQ2_0 => dots::q2_0_g128,
+        PTQ1_0 => dots::ptq1_0,
         Q8_0 => dots::q8_0,
         TQ1_0 => dots::tq1_0,
         TQ2_0 => dots::tq2_0,
@@ -56,6 +57,7 @@ pub(crate) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         Q1_0 => |w, a, a_row, out| multi(dots::q1_0, w, a, a_row, out),
         Q2_0 => |w, a, a_row, out| multi(dots::q2_0, w, a, a_row, out),
         Q2_0G128 | PQ2_0 => |w, a, a_row, out| multi(dots::q2_0_g128, w, a, a_row, out),
+        PTQ1_0 => |w, a, a_row, out| multi(dots::ptq1_0, w, a, a_row, out),
         TQ1_0 => |w, a, a_row, out| multi(dots::tq1_0, w, a, a_row, out),
         TQ2_0 => |w, a, a_row, out| multi(dots::tq2_0, w, a, a_row, out),
         Q5_0 => |w, a, a_row, out| multi(dots::q5_0, w, a, a_row, out),

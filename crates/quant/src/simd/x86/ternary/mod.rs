@@ -1,5 +1,5 @@
 //! x86 kernels of the 1-bit and ternary formats: `Q1_0`, `Q2_0` (g64),
-//! `Q2_0` g128 / `PQ2_0` against `Q8_0R` activations, `TQ1_0` and `TQ2_0`
+//! `Q2_0` g128 / `PQ2_0`, `PTQ1_0` against `Q8_0R` activations, `TQ1_0` and `TQ2_0`
 //! against `Q8_K`, each in an AVX2 and an AVX-512 (F+BW+VL+VNNI) version;
 //! and the `Q8_0R` quantizer on top of the SIMD `Q8_0` one.
 //!
@@ -10,7 +10,7 @@
 //! its `bsums`, as ggml's x86 kernels do. The `Q8_0R` kernels take `Σ q`
 //! from the sums plane and scale lane-wise with one horizontal sum per row
 //! (the sequential order of the references would cost a dependent add per
-//! weight block): they agree with `crate::{q1_0, q2_0, q2_0_g128}` to a few
+//! weight block): they agree with `crate::{q1_0, q2_0, q2_0_g128, ptq1_0}` to a few
 //! ulps of `Σ |d_w·d_a·sumi|`. Blocks written by the quantizers always have
 //! consistent sums.
 //!
@@ -69,6 +69,7 @@ macro_rules! arr8 {
 mod load;
 mod planar_avx2;
 mod planar_avx512;
+mod ptq1;
 mod tq_avx2;
 mod tq_avx512;
 
@@ -76,14 +77,26 @@ mod tq_avx512;
 const Q1: u8 = 0;
 const G64: u8 = 1;
 const G128: u8 = 2;
+/// `PTQ1_0`: 128 weights in 28 bytes, the scale last (see [`ptq1`]).
+const PT1: u8 = 3;
 
 /// Bytes of one weight block (`block_q1_0`: 2 + 16, `block_q2_0`: 2 + 16,
-/// g128: 2 + 32).
+/// g128: 2 + 32, `block_ptq1_0`: 24 + 2 + 2).
 const fn wb_bytes(f: u8) -> usize {
-    if f == G128 {
-        34
+    match f {
+        G128 => 34,
+        PT1 => 28,
+        _ => 18,
+    }
+}
+
+/// Offset of the f16 scale in a weight block (first, but last in
+/// `PTQ1_0`).
+const fn wb_scale(f: u8) -> usize {
+    if f == PT1 {
+        26
     } else {
-        18
+        0
     }
 }
 
@@ -97,12 +110,12 @@ const fn wb_weights(f: u8) -> usize {
 }
 
 /// The scales of weight blocks `b..b + 4` of layout `F` (little-endian
-/// f16 at the start of each block) packed into a `u64`, lowest first.
+/// f16 at [`wb_scale`] of each block) packed into a `u64`, lowest first.
 /// Not a closure: closures do not inherit `#[target_feature]` and were
 /// called out of line, spilling every vector register.
 #[inline(always)]
 fn f16x4<const F: u8>(wg: &[u8], b: usize) -> u64 {
-    let h = |i: usize| u64::from(load::u16_at(wg, (b + i) * wb_bytes(F)));
+    let h = |i: usize| u64::from(load::u16_at(wg, (b + i) * wb_bytes(F) + wb_scale(F)));
     h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48
 }
 
@@ -134,6 +147,8 @@ pub(super) fn apply(ty: GgmlType, level: Isa, k: &mut Kernels) {
         (Q2_0, true) => (planar_avx512::dot_q2_0, planar_avx512::multi_q2_0),
         (Q2_0G128 | PQ2_0, false) => (planar_avx2::dot_g128, planar_avx2::multi_g128),
         (Q2_0G128 | PQ2_0, true) => (planar_avx512::dot_g128, planar_avx512::multi_g128),
+        (PTQ1_0, false) => (planar_avx2::dot_ptq1_0, planar_avx2::multi_ptq1_0),
+        (PTQ1_0, true) => (planar_avx512::dot_ptq1_0, planar_avx512::multi_ptq1_0),
         (TQ1_0, false) => (tq_avx2::dot_tq1_0, tq_avx2::multi_tq1_0),
         (TQ1_0, true) => (tq_avx512::dot_tq1_0, tq_avx512::multi_tq1_0),
         (TQ2_0, false) => (tq_avx2::dot_tq2_0, tq_avx2::multi_tq2_0),

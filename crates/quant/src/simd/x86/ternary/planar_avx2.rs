@@ -1,4 +1,4 @@
-//! AVX2 dot products of `Q1_0`, `Q2_0` g64 and `Q2_0` g128 / `PQ2_0` with
+//! AVX2 dot products of `Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0` and `PTQ1_0` with
 //! `Q8_0R` activations: the scheme of [`super::planar_avx512`] (unsigned
 //! weight operands `u = w + 1`, `Σ w·q = Σ u·q − Σ q` with `Σ q` from the
 //! sums plane, lane-wise scaling, one horizontal sum per row) on groups of
@@ -9,7 +9,7 @@
 //! of four products, and [`reduce8`] the eight block sums: exact integers.
 
 use super::load::{ld256, u16_at, u32_at, u64_at};
-use super::{f16x4, padded, row, wb_bytes, wb_weights, G64, Q1};
+use super::{f16x4, padded, ptq1, row, wb_bytes, wb_scale, wb_weights, G64, PT1, Q1};
 use crate::q8_0r;
 use std::arch::x86_64::*;
 
@@ -83,6 +83,7 @@ fn operand<const F: u8>(wg: &[u8], k: usize) -> __m256i {
     match F {
         Q1 => twos32(u32_at(wg, 18 * (k / 4) + 2 + 4 * (k % 4))),
         G64 => codes32(u64_at(wg, 18 * (k / 2) + 2 + 8 * (k % 2))),
+        PT1 => ptq1::codes32(wg, 28 * (k / 4), k % 4),
         _ => codes32(u64_at(wg, 34 * (k / 4) + 2 + 8 * (k % 4))),
     }
 }
@@ -100,7 +101,8 @@ fn wscales<const F: u8>(wg: &[u8]) -> __m256 {
     } else {
         let idx = _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3);
         (
-            u64::from(u16_at(wg, 0)) | u64::from(u16_at(wg, wb_bytes(F))) << 16,
+            u64::from(u16_at(wg, wb_scale(F)))
+                | u64::from(u16_at(wg, wb_bytes(F) + wb_scale(F))) << 16,
             idx,
         )
     };
@@ -290,3 +292,4 @@ macro_rules! kernels {
 kernels!(dot_q1_0, multi_q1_0, Q1);
 kernels!(dot_q2_0, multi_q2_0, G64);
 kernels!(dot_g128, multi_g128, super::G128);
+kernels!(dot_ptq1_0, multi_ptq1_0, PT1);

@@ -1,5 +1,6 @@
-//! AVX-512 (F+BW+VL+VNNI) dot products of `Q1_0`, `Q2_0` g64 and `Q2_0`
-//! g128 / `PQ2_0` with `Q8_0R` activations (see [`crate::q8_0r`]).
+//! AVX-512 (F+BW+VL+VNNI) dot products of `Q1_0`, `Q2_0` g64, `Q2_0`
+//! g128 / `PQ2_0` and `PTQ1_0` with `Q8_0R` activations (see
+//! [`crate::q8_0r`]; `PTQ1_0`'s digits come from [`super::ptq1`]).
 //!
 //! Work is cut into *groups* of 512 weights: 16 activation blocks of 32,
 //! eight 64-byte *chunks* of quants, one vector of 16 scales and one of 16
@@ -27,7 +28,7 @@
 //! `vec_dot`, so it equals `vec_dot` row by row bit for bit.
 
 use super::load::{ld128, ld512, u64_at};
-use super::{f16x4, padded, row, wb_bytes, wb_weights, G64, Q1};
+use super::{f16x4, padded, ptq1, row, wb_bytes, wb_weights, G64, PT1, Q1};
 use crate::q8_0r;
 use std::arch::x86_64::*;
 
@@ -86,12 +87,14 @@ fn operand<const F: u8>(wg: &[u8], c: usize) -> __m512i {
             _mm512_set1_epi8(2),
         ),
         G64 => codes64(wg, 18 * c + 2),
+        PT1 => ptq1::codes64(wg, 28 * (c / 2), c % 2),
         _ => codes64(wg, 34 * (c / 2) + 2 + 16 * (c % 2)),
     }
 }
 
 /// The weight scale of each of the 16 activation blocks of the group
-/// (`Q1_0` / g128: four blocks of four, g64: eight of two), as `f32`.
+/// (`Q1_0` / g128 / `PTQ1_0`: four blocks of four, g64: eight of two), as
+/// `f32`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
 fn wscales<const F: u8>(wg: &[u8]) -> __m512 {
@@ -288,3 +291,4 @@ macro_rules! kernels {
 kernels!(dot_q1_0, multi_q1_0, Q1);
 kernels!(dot_q2_0, multi_q2_0, G64);
 kernels!(dot_g128, multi_g128, super::G128);
+kernels!(dot_ptq1_0, multi_ptq1_0, PT1);

@@ -52,7 +52,7 @@ fn codes_tq2(b: &[u8]) -> Codes {
 /// per 16-bit lane, each lane's bytes multiplied by `3^n` from `m`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn trits((lo8, hi8): (__m256i, __m256i), m: __m256i) -> __m256i {
+pub(super) fn trits((lo8, hi8): (__m256i, __m256i), m: __m256i) -> __m256i {
     let tl = _mm256_mulhi_epu16(_mm256_mullo_epi16(lo8, m), _mm256_set1_epi16(3));
     let th = _mm256_mulhi_epu16(_mm256_mullo_epi16(hi8, m), _mm256_set1_epi16(768));
     let hi_mask = _mm256_set1_epi16(0xff00u16 as i16);
@@ -62,7 +62,7 @@ fn trits((lo8, hi8): (__m256i, __m256i), m: __m256i) -> __m256i {
 /// Split bytes for [`trits`].
 #[inline]
 #[target_feature(enable = "avx2")]
-fn split(s: __m256i) -> (__m256i, __m256i) {
+pub(super) fn split(s: __m256i) -> (__m256i, __m256i) {
     (
         _mm256_slli_epi16::<8>(s),
         _mm256_and_si256(s, _mm256_set1_epi16(0xff00u16 as i16)),

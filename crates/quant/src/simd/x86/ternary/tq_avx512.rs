@@ -64,7 +64,7 @@ fn codes_tq2(b: &[u8]) -> Codes {
 /// multiplier `3^n` in lane `i` of `m`): `((byte·3^n) mod 256)·3 >> 8`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn trits(lo8: __m512i, hi8: __m512i, m: __m512i) -> __m512i {
+pub(super) fn trits(lo8: __m512i, hi8: __m512i, m: __m512i) -> __m512i {
     // low bytes: (q << 8)·3^n keeps (q·3^n mod 256) << 8; ·3 >> 16
     let tl = _mm512_mulhi_epu16(_mm512_mullo_epi16(lo8, m), _mm512_set1_epi16(3));
     // high bytes: the same times 256: (q'·3) in the word, of which the high
@@ -109,7 +109,7 @@ fn ld_i16x32(w: &[i16; 32]) -> __m512i {
 /// Bytes as `(byte << 8, byte & 0xff00)` per 16-bit lane, for [`trits`].
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn split(s: __m512i) -> (__m512i, __m512i) {
+pub(super) fn split(s: __m512i) -> (__m512i, __m512i) {
     let hi_mask = _mm512_set1_epi16(0xff00u16 as i16);
     (_mm512_slli_epi16::<8>(s), _mm512_and_si512(s, hi_mask))
 }
