@@ -276,7 +276,12 @@ fn report(
         .skip(1)
         .map(|m| shohin_quant::row_bytes(m.ty, m.cols).unwrap_or(0) as u64 * m.rows as u64)
         .sum();
-    let main_ty = w.layers.first().map_or("?", |l| l.w_gate.ty.name());
+    let main_ty = w
+        .layers
+        .first()
+        .map(|l| l.w_gate.ty.name())
+        .or_else(|| w.hybrid.first().map(|l| l.w_gate.ty.name()))
+        .unwrap_or("?");
     let model_type = format!(
         "{} {:.2}B {}",
         model.config.arch.name(),

@@ -53,6 +53,17 @@ pub fn info(a: InfoArgs) -> Result<()> {
         },
         "chat_template": has_template,
     });
+    let mut obj = obj;
+    if let Some(h) = &cfg.hybrid {
+        let rec: Vec<usize> = (0..cfg.n_layer).filter(|&i| h.recurrent[i]).collect();
+        let attn: Vec<usize> = (0..cfg.n_layer).filter(|&i| !h.recurrent[i]).collect();
+        obj["hybrid"] = json!({
+            "recurrent_layers": rec, "attention_layers": attn,
+            "rope_dims": h.n_rot, "ssm_conv_kernel": h.d_conv, "ssm_state_size": h.d_state,
+            "ssm_group_count": h.n_k_heads, "ssm_v_heads": h.n_v_heads,
+            "recurrent_state_bytes_per_sequence": rec.len() * h.state_floats() * 4,
+        });
+    }
     if a.json {
         println!("{obj}");
         return Ok(());
@@ -72,6 +83,28 @@ pub fn info(a: InfoArgs) -> Result<()> {
         cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff,
         cfg.n_ctx_train, cfg.rope_base, cfg.rms_eps
     );
+    if let Some(h) = &cfg.hybrid {
+        let n_rec = h.recurrent.iter().filter(|&&r| r).count();
+        let attn: Vec<String> = (0..cfg.n_layer)
+            .filter(|&i| !h.recurrent[i])
+            .map(|i| i.to_string())
+            .collect();
+        println!(
+            "hybrid:         {n_rec} Gated DeltaNet layers, {} full attention (layers {}); RoPE on {} of {} head dims",
+            attn.len(),
+            attn.join(", "),
+            h.n_rot,
+            cfg.head_dim
+        );
+        println!(
+            "  deltanet:     state {} | k heads {} | v heads {} | conv {} | recurrent state {:.2} MiB per sequence",
+            h.d_state,
+            h.n_k_heads,
+            h.n_v_heads,
+            h.d_conv,
+            (n_rec * h.state_floats() * 4) as f64 / (1024.0 * 1024.0)
+        );
+    }
     println!(
         "parameters:     {:.3} B, {:.3} bits per weight",
         n_elems as f64 / 1e9,

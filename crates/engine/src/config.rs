@@ -4,14 +4,18 @@
 use crate::error::{EngineError, Result};
 use shohin_gguf::GgufFile;
 
-/// The architectures shohin runs. Both use NEOX (rotate-half) RoPE
-/// (llama.cpp `llama_model_rope_type`: QWEN2 and QWEN3 are NEOX).
+/// The architectures shohin runs. All use NEOX (rotate-half) RoPE
+/// (llama.cpp `llama_model_rope_type`: QWEN2 and QWEN3 are NEOX; QWEN35 is
+/// IMROPE, which for text positions is NEOX over `rope.dimension_count`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
     /// Bias on q/k/v, no q/k norm.
     Qwen2,
     /// Per-head RMSNorm on q and k, no biases; head_dim from `key_length`.
     Qwen3,
+    /// Qwen3.5 hybrid (Bonsai 2): Gated DeltaNet layers and gated
+    /// full-attention layers, see [`HybridConfig`] and `model/qwen35.rs`.
+    Qwen35,
 }
 
 impl Arch {
@@ -19,6 +23,7 @@ impl Arch {
         match self {
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Qwen35 => "qwen35",
         }
     }
 }
@@ -39,6 +44,8 @@ pub struct ModelConfig {
     pub n_ctx_train: usize,
     pub rope_base: f32,
     pub rms_eps: f32,
+    /// qwen35 only: the recurrent layers and their sizes.
+    pub hybrid: Option<HybridConfig>,
 }
 
 /// Upper bound for any single dimension: keeps hostile metadata from
@@ -80,11 +87,24 @@ impl ModelConfig {
         let arch = match arch_name {
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
+            "qwen35" => Arch::Qwen35,
             other => return Err(EngineError::UnsupportedArch(other.to_string())),
         };
         let a = arch.name();
         let k = |s: &str| format!("{a}.{s}");
-        let n_layer = dim(f, &k("block_count"))?;
+        let mut n_layer = dim(f, &k("block_count"))?;
+        // Multi-token-prediction blocks are stored after the trunk and not
+        // run by the main pass (llama-model.cpp: n_layer() excludes them).
+        if arch == Arch::Qwen35 && f.get(&k("nextn_predict_layers")).is_some() {
+            let nextn = f.get_u64(&k("nextn_predict_layers"))?;
+            if nextn >= n_layer as u64 {
+                return Err(bad(
+                    &k("nextn_predict_layers"),
+                    format!("{nextn} leaves no trunk layers of block_count {n_layer}"),
+                ));
+            }
+            n_layer -= nextn as usize;
+        }
         let n_embd = dim(f, &k("embedding_length"))?;
         let n_head = dim(f, &k("attention.head_count"))?;
         let n_head_kv = opt_dim(f, &k("attention.head_count_kv"), n_head)?;
@@ -134,6 +154,18 @@ impl ModelConfig {
         if !(rms_eps.is_finite() && rms_eps > 0.0) {
             return Err(bad(&eps_key, format!("{rms_eps} is not a positive number")));
         }
+        let hybrid = match arch {
+            Arch::Qwen35 => {
+                if head_dim != head_dim_v {
+                    return Err(bad(
+                        &k("attention.value_length"),
+                        format!("{head_dim_v} differs from key_length {head_dim}"),
+                    ));
+                }
+                Some(HybridConfig::from_gguf(f, a, n_layer, head_dim)?)
+            }
+            _ => None,
+        };
         Ok(Self {
             arch,
             n_layer,
@@ -146,7 +178,26 @@ impl ModelConfig {
             n_ctx_train,
             rope_base,
             rms_eps,
+            hybrid,
         })
+    }
+
+    /// Whether layer `il` is a recurrent (Gated DeltaNet) layer.
+    pub fn is_recurrent(&self, il: usize) -> bool {
+        self.hybrid.as_ref().is_some_and(|h| h.recurrent[il])
+    }
+
+    /// Layers that keep key/value rows (all of them but the recurrent ones).
+    pub fn n_attn_layers(&self) -> usize {
+        (0..self.n_layer)
+            .filter(|&il| !self.is_recurrent(il))
+            .count()
+    }
+
+    /// Dims of each head that RoPE rotates (all, except for qwen35's
+    /// partial rotary `rope.dimension_count`).
+    pub fn n_rot(&self) -> usize {
+        self.hybrid.as_ref().map_or(self.head_dim, |h| h.n_rot)
     }
 
     /// Width of the concatenated q heads.
@@ -160,5 +211,94 @@ impl ModelConfig {
     /// Width of the concatenated v heads.
     pub fn v_dim(&self) -> usize {
         self.n_head_kv * self.head_dim_v
+    }
+}
+
+/// qwen35's hybrid layout and Gated DeltaNet sizes (llama.cpp
+/// `src/models/qwen35.cpp` load_arch_hparams / load_block_trunk).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HybridConfig {
+    /// Rotated dims per head (`rope.dimension_count`, partial rotary).
+    pub n_rot: usize,
+    /// Taps of the causal depthwise convolution (`ssm.conv_kernel`).
+    pub d_conv: usize,
+    /// Per-head width of q and k, and (upstream asserts it) of v: the delta
+    /// state of a head is `d_state x d_state` (`ssm.state_size`).
+    pub d_state: usize,
+    /// q/k heads (`ssm.group_count`).
+    pub n_k_heads: usize,
+    /// v heads, each with its own state, gate and beta (`ssm.time_step_rank`).
+    pub n_v_heads: usize,
+    /// Per layer: a DeltaNet layer (true) or full attention (false).
+    pub recurrent: Vec<bool>,
+}
+
+impl HybridConfig {
+    fn from_gguf(f: &GgufFile, a: &str, n_layer: usize, head_dim: usize) -> Result<Self> {
+        let k = |s: &str| format!("{a}.{s}");
+        let n_rot = opt_dim(f, &k("rope.dimension_count"), head_dim)?;
+        if n_rot % 2 != 0 || n_rot > head_dim {
+            return Err(bad(
+                &k("rope.dimension_count"),
+                format!("{n_rot} must be even and at most key_length {head_dim}"),
+            ));
+        }
+        let d_conv = dim(f, &k("ssm.conv_kernel"))?;
+        if d_conv > 64 {
+            return Err(bad(
+                &k("ssm.conv_kernel"),
+                format!("{d_conv} is implausibly large"),
+            ));
+        }
+        let d_inner = dim(f, &k("ssm.inner_size"))?;
+        let d_state = dim(f, &k("ssm.state_size"))?;
+        let n_k_heads = dim(f, &k("ssm.group_count"))?;
+        let n_v_heads = dim(f, &k("ssm.time_step_rank"))?;
+        if n_v_heads % n_k_heads != 0 {
+            return Err(bad(
+                &k("ssm.group_count"),
+                format!("{n_k_heads} does not divide time_step_rank {n_v_heads}"),
+            ));
+        }
+        if d_inner != n_v_heads * d_state {
+            return Err(bad(
+                &k("ssm.inner_size"),
+                format!("{d_inner} is not time_step_rank {n_v_heads} x state_size {d_state} (value and key heads must be the same width)"),
+            ));
+        }
+        if f.get(&k("attention.recurrent_layers")).is_some() {
+            return Err(bad(
+                &k("attention.recurrent_layers"),
+                "an explicit recurrent layer list is not supported (only full_attention_interval)",
+            ));
+        }
+        let interval = opt_dim(f, &k("full_attention_interval"), 4)?;
+        let recurrent = (0..n_layer).map(|i| (i + 1) % interval != 0).collect();
+        Ok(Self {
+            n_rot,
+            d_conv,
+            d_state,
+            n_k_heads,
+            n_v_heads,
+            recurrent,
+        })
+    }
+
+    /// Width of the concatenated q (or k) heads of a DeltaNet layer.
+    pub fn key_dim(&self) -> usize {
+        self.n_k_heads * self.d_state
+    }
+    /// Width of the concatenated v heads (`ssm.inner_size`).
+    pub fn value_dim(&self) -> usize {
+        self.n_v_heads * self.d_state
+    }
+    /// Channels of the convolution: q, k and v, in that order.
+    pub fn conv_dim(&self) -> usize {
+        2 * self.key_dim() + self.value_dim()
+    }
+    /// Floats of one layer's recurrent state: the last `d_conv - 1` conv
+    /// inputs and one `d_state x d_state` matrix per v head.
+    pub fn state_floats(&self) -> usize {
+        (self.d_conv - 1) * self.conv_dim() + self.n_v_heads * self.d_state * self.d_state
     }
 }

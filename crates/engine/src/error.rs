@@ -10,7 +10,7 @@ pub enum EngineError {
     Tokenizer(#[from] shohin_tokenizer::TokenizerError),
     #[error("chat template")]
     Chat(#[from] shohin_chat::ChatError),
-    #[error("unsupported architecture `{0}` (supported: qwen2, qwen3)")]
+    #[error("unsupported architecture `{0}` (supported: qwen2, qwen3, qwen35)")]
     UnsupportedArch(String),
     #[error("bad hyperparameter {key}: {why}")]
     BadHparam { key: String, why: String },

@@ -4,6 +4,7 @@
 //! and V separately as llama.cpp's `-ctk` / `-ctv` do.
 
 use crate::error::{EngineError, Result};
+use crate::recurrent::RecurrentCache;
 use half::f16;
 use half::vec::HalfBitsVecExt;
 use shohin_quant::{kernels, GgmlType};
@@ -175,6 +176,8 @@ pub struct KvCache {
     v: Vec<Rows>,
     /// Positions filled (the same for every layer once a forward completes).
     len: usize,
+    /// Hybrid models: the recurrent layers' state at `len` (recurrent.rs).
+    pub(crate) rec: Option<RecurrentCache>,
 }
 
 impl KvCache {
@@ -203,7 +206,16 @@ impl KvCache {
                 .map(|_| Rows::new(types.v, n_ctx * v_dim))
                 .collect(),
             len: 0,
+            rec: None,
         }
+    }
+
+    /// The same cache with a recurrent state of `n_layers` layers of
+    /// `per_layer` floats (hybrid models: the KV layers are then only the
+    /// attention layers).
+    pub fn with_recurrent(mut self, n_layers: usize, per_layer: usize) -> Self {
+        self.rec = Some(RecurrentCache::new(n_layers, per_layer));
+        self
     }
 
     pub fn n_ctx(&self) -> usize {
@@ -219,8 +231,36 @@ impl KvCache {
         self.types
     }
     /// Forget everything after `len` positions (new conversation or rewind).
+    ///
+    /// With a recurrent state the cache can only rewind to a position whose
+    /// state it knows (0, or the last [`Self::save_snapshot`]): it then
+    /// holds fewer than `len` positions, and [`Self::len`] says how many.
     pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+        let len = self.len.min(len);
+        self.len = match &mut self.rec {
+            Some(r) if len != self.len => r.rewind(len),
+            _ => len,
+        };
+    }
+
+    /// The largest position `<= want` this cache can resume at without
+    /// evaluating anything again: `want` itself (up to `len`) for KV rows; for
+    /// a recurrent state only 0, its snapshot and `len` are known.
+    pub fn resumable(&self, want: usize) -> usize {
+        let want = want.min(self.len);
+        match &self.rec {
+            None => want,
+            Some(_) if want == self.len => want,
+            Some(r) => r.snapshot_at().filter(|&p| p <= want).unwrap_or(0),
+        }
+    }
+
+    /// Hybrid models: remember the recurrent state at the current length,
+    /// so that [`Self::truncate`] can come back to it (no-op otherwise).
+    pub fn save_snapshot(&mut self) {
+        if let Some(r) = &mut self.rec {
+            r.save(self.len);
+        }
     }
     pub(crate) fn set_len(&mut self, len: usize) {
         debug_assert!(len <= self.n_ctx);
@@ -263,13 +303,19 @@ impl KvCache {
         for (dst, s) in self.v.iter_mut().zip(&src.v) {
             dst.copy_prefix(s, n * vb);
         }
-        self.len = n;
+        // A recurrent state exists only at the positions it was saved at:
+        // the copy may hold fewer than `n` (see `truncate`).
+        self.len = match (&mut self.rec, &src.rec) {
+            (Some(d), Some(s)) => d.copy_from(s, src.len, n),
+            (None, None) => n,
+            _ => panic!("copying between a hybrid and a plain cache"),
+        };
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         let per_pos = self.types.k.row_bytes(self.k_dim) + self.types.v.row_bytes(self.v_dim);
-        self.k.len() * self.n_ctx * per_pos
+        self.k.len() * self.n_ctx * per_pos + self.rec.as_ref().map_or(0, |r| r.bytes())
     }
 }
 

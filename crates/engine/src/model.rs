@@ -12,6 +12,8 @@ use crate::weights::Weights;
 use shohin_gguf::GgufFile;
 use std::sync::Mutex;
 
+mod qwen35;
+
 /// Tokens per forward chunk during prompt processing (llama.cpp's n_ubatch).
 pub const N_BATCH: usize = 512;
 
@@ -46,6 +48,8 @@ struct Workspace {
     /// Per token of the step: the index of its span, and its position.
     span_of: Vec<u32>,
     pos: Vec<usize>,
+    /// qwen35's extra buffers (model/qwen35.rs).
+    hybrid: qwen35::HybridWork,
 }
 
 /// One sequence's part of a [`Model::forward_batch`] step.
@@ -111,10 +115,21 @@ impl Model {
         self.kv_types
     }
 
-    /// A cache for `n_ctx` positions.
+    /// A cache for `n_ctx` positions (for a hybrid model: rows for its
+    /// attention layers only, and the recurrent layers' state).
     pub fn new_cache(&self, n_ctx: usize) -> KvCache {
         let c = &self.config;
-        KvCache::new(c.n_layer, n_ctx, c.k_dim(), c.v_dim(), self.kv_types)
+        let kv = KvCache::new(
+            c.n_attn_layers(),
+            n_ctx,
+            c.k_dim(),
+            c.v_dim(),
+            self.kv_types,
+        );
+        match &c.hybrid {
+            Some(h) => kv.with_recurrent(c.n_layer - c.n_attn_layers(), h.state_floats()),
+            None => kv,
+        }
     }
 
     /// Run `tokens` at positions `cache.len()..`, append them to the cache
@@ -167,6 +182,11 @@ impl Model {
             if let Some(l) = &sp.logits {
                 assert_eq!(l.len(), n_vocab);
             }
+            if sp.cache.rec.is_some() != self.config.hybrid.is_some() {
+                return Err(EngineError::BadCacheType(
+                    "the cache was not made by this model's new_cache (recurrent state)".into(),
+                ));
+            }
             if sp.cache.types() != spans[0].cache.types() {
                 return Err(EngineError::BadCacheType(
                     "the sequences of one batch must share their cache types".into(),
@@ -178,7 +198,10 @@ impl Model {
         }
         let mut guard = self.work.lock().unwrap_or_else(|e| e.into_inner());
         let ws = &mut *guard;
-        let mut run = || self.forward_layers(spans, ws);
+        let mut run = || match self.config.hybrid {
+            Some(_) => self.forward_layers_hybrid(spans, ws),
+            None => self.forward_layers(spans, ws),
+        };
         self.backend.install(&mut run);
 
         // Final norm: of the last token of spans that want logits (one
@@ -223,18 +246,11 @@ impl Model {
         Ok(())
     }
 
-    /// Every layer for the tokens of `spans` (`n` in all); leaves the
-    /// residual stream (`[n][d]`, spans in order) in `ws.x` and appends the
-    /// tokens to their caches.
-    fn forward_layers(&self, spans: &mut [Span<'_>], ws: &mut Workspace) {
-        let c = &self.config;
-        let w = &self.weights;
-        let f = &self.file;
-        let be = &*self.backend;
+    /// Start a step: each token's span and position in `ws.span_of` and
+    /// `ws.pos`, and its embedding row in `ws.x` (`[n][d]`). Returns `n`.
+    fn begin_step(&self, spans: &[Span<'_>], ws: &mut Workspace) -> usize {
+        let d = self.config.n_embd;
         let n: usize = spans.iter().map(|s| s.tokens.len()).sum();
-        let d = c.n_embd;
-        let (hd, hd_v) = (c.head_dim, c.head_dim_v);
-        // Per token: its span and its position in its sequence.
         ws.span_of.clear();
         ws.pos.clear();
         for (i, sp) in spans.iter().enumerate() {
@@ -243,6 +259,34 @@ impl Model {
                 .extend(std::iter::repeat_n(i as u32, sp.tokens.len()));
             ws.pos.extend(p0..p0 + sp.tokens.len());
         }
+        // x: [n][d] residual stream, from the embedding rows.
+        let x = fit(&mut ws.x, n * d);
+        let emb = self.weights.token_embd.view(&self.file);
+        let emb_row = emb.data.len() / emb.rows;
+        let tokens = spans.iter().flat_map(|s| s.tokens.iter());
+        for (t, &id) in tokens.enumerate() {
+            let id = id as usize;
+            shohin_quant::dequantize_row(
+                emb.ty,
+                &emb.data[id * emb_row..(id + 1) * emb_row],
+                &mut x[t * d..(t + 1) * d],
+            )
+            .expect("embedding row is whole blocks");
+        }
+        n
+    }
+
+    /// Every layer for the tokens of `spans` (`n` in all); leaves the
+    /// residual stream (`[n][d]`, spans in order) in `ws.x` and appends the
+    /// tokens to their caches.
+    fn forward_layers(&self, spans: &mut [Span<'_>], ws: &mut Workspace) {
+        let c = &self.config;
+        let w = &self.weights;
+        let f = &self.file;
+        let be = &*self.backend;
+        let n = self.begin_step(spans, ws);
+        let d = c.n_embd;
+        let (hd, hd_v) = (c.head_dim, c.head_dim_v);
         let Workspace {
             x,
             h,
@@ -258,21 +302,7 @@ impl Model {
             pos,
             ..
         } = ws;
-        // x: [n][d] residual stream, from the embedding rows.
-        let x = fit(x, n * d);
-        let emb = w.token_embd.view(f);
-        let emb_row = emb.data.len() / emb.rows;
-        let tokens = spans.iter().flat_map(|s| s.tokens.iter());
-        for (t, &id) in tokens.enumerate() {
-            let id = id as usize;
-            shohin_quant::dequantize_row(
-                emb.ty,
-                &emb.data[id * emb_row..(id + 1) * emb_row],
-                &mut x[t * d..(t + 1) * d],
-            )
-            .expect("embedding row is whole blocks");
-        }
-
+        let x = &mut x[..n * d];
         let h = fit(h, n * d); // [n][d] normed input of a sub-block
         let q = fit(q, n * c.q_dim()); // [n][n_head*hd]
         let k = fit(k, n * c.k_dim()); // [n][n_head_kv*hd]

@@ -1,6 +1,7 @@
 //! Element-wise and normalisation ops of the forward pass, written to follow
 //! ggml-cpu's arithmetic (ops.cpp) so results track llama.cpp closely.
 
+pub(crate) mod fwht;
 mod simd;
 
 /// RMSNorm then scale: `out = x / sqrt(mean(x^2) + eps) * w`.

@@ -99,6 +99,8 @@ impl<'m> Session<'m> {
         }
         let t = Instant::now();
         self.eval(ids)?;
+        // A hybrid model's next turn can resume here (see `truncate`).
+        self.cache.save_snapshot();
         self.timings.n_prompt += ids.len();
         self.timings.prompt += t.elapsed();
         Ok(&self.logits)
@@ -114,12 +116,28 @@ impl<'m> Session<'m> {
     }
 
     fn eval(&mut self, ids: &[u32]) -> Result<()> {
-        self.model.forward(&mut self.cache, ids, &mut self.logits)?;
+        let have = self.cache.len();
+        if have < self.tokens.len() {
+            // `truncate` could not rewind a recurrent state to where it
+            // cut: evaluate the kept tokens past the state first.
+            let mut all = self.tokens[have..].to_vec();
+            all.extend_from_slice(ids);
+            self.model
+                .forward(&mut self.cache, &all, &mut self.logits)?;
+        } else {
+            self.model.forward(&mut self.cache, ids, &mut self.logits)?;
+        }
         self.tokens.extend_from_slice(ids);
         Ok(())
     }
 
     /// Drop everything after the first `n` tokens (reuse a shared prefix).
+    ///
+    /// A hybrid model's recurrent state is only known at the positions it
+    /// was computed for: the cache falls back to the snapshot taken at the
+    /// end of the last prompt (or to the start), and the next evaluation
+    /// first re-evaluates the kept tokens after it. Attention-only models
+    /// keep exactly `n` positions.
     pub fn truncate(&mut self, n: usize) {
         let n = n.min(self.tokens.len());
         self.tokens.truncate(n);

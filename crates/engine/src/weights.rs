@@ -10,6 +10,9 @@ use shohin_quant::packed::PackedMatrix;
 use shohin_quant::GgmlType;
 use std::sync::Arc;
 
+mod qwen35;
+pub use qwen35::{DeltaNet, GatedAttention, HybridLayer, Mixer};
+
 /// A matrix of `rows` rows of `cols` weights each, in the file's format.
 /// GGUF dims are `[cols, rows]` (dims[0] contiguous).
 #[derive(Clone, Debug)]
@@ -71,7 +74,10 @@ pub struct Layer {
 #[derive(Debug)]
 pub struct Weights {
     pub token_embd: Matrix,
+    /// qwen2 / qwen3 layers (empty for qwen35).
     pub layers: Vec<Layer>,
+    /// qwen35 layers (empty otherwise).
+    pub hybrid: Vec<HybridLayer>,
     pub output_norm: Vec<f32>,
     /// `output.weight`, or `token_embd` when absent (tied embeddings).
     pub output: Matrix,
@@ -120,8 +126,14 @@ fn matrix(f: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Matrix> 
 
 /// A 1-D tensor of `n` values, copied to f32 (norm weights, biases).
 fn vector(f: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>> {
+    floats(f, name, &[n as u64])
+}
+
+/// A float tensor of shape `dims` (ggml order), copied to f32.
+fn floats(f: &GgufFile, name: &str, dims: &[u64]) -> Result<Vec<f32>> {
     let t = find(f, name)?;
-    check_dims(t, &[n as u64])?;
+    check_dims(t, dims)?;
+    let n = dims.iter().product::<u64>() as usize;
     if !matches!(t.ggml_type, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
         return Err(EngineError::BadTensorType {
             name: name.to_string(),
@@ -166,8 +178,17 @@ impl Weights {
             None => (token_embd.clone(), true),
         };
         let output_norm = vector(f, "output_norm.weight", c.n_embd)?;
-        let mut layers = Vec::with_capacity(c.n_layer.min(f.tensors().len()));
-        for i in 0..c.n_layer {
+        // qwen35's layers differ by kind (weights/qwen35.rs).
+        let (n_plain, n_hybrid) = match c.arch {
+            Arch::Qwen35 => (0, c.n_layer),
+            _ => (c.n_layer, 0),
+        };
+        let mut hybrid = Vec::with_capacity(n_hybrid.min(f.tensors().len()));
+        for i in 0..n_hybrid {
+            hybrid.push(HybridLayer::load(f, c, i)?);
+        }
+        let mut layers = Vec::with_capacity(n_plain.min(f.tensors().len()));
+        for i in 0..n_plain {
             let n = |s: &str| format!("blk.{i}.{s}");
             let (bq, bk, bv, q_norm, k_norm) = match c.arch {
                 Arch::Qwen2 => (
@@ -177,7 +198,7 @@ impl Weights {
                     None,
                     None,
                 ),
-                Arch::Qwen3 => (
+                Arch::Qwen3 | Arch::Qwen35 => (
                     None,
                     None,
                     None,
@@ -210,6 +231,7 @@ impl Weights {
         Ok(Self {
             token_embd,
             layers,
+            hybrid,
             output_norm,
             output,
             tied_output,
@@ -253,6 +275,11 @@ impl Weights {
                 one(m);
             }
         }
+        for l in &mut self.hybrid {
+            for m in l.matrices_mut() {
+                one(m);
+            }
+        }
     }
 
     /// Every matrix, for backend capability checks at load.
@@ -264,5 +291,6 @@ impl Weights {
                     .iter()
                     .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]),
             )
+            .chain(self.hybrid.iter().flat_map(|l| l.matrices()))
     }
 }

@@ -230,6 +230,7 @@ impl State<'_> {
         let tick = self.tick();
         let s = &mut self.slots[slot];
         s.truncate(cached);
+        debug_assert_eq!(s.tokens.len(), cached, "reusable() promised this prefix");
         s.last_used = tick;
         let group = self.next_group;
         self.next_group += 1;
@@ -386,6 +387,8 @@ impl State<'_> {
         let s = &mut self.slots[i];
         let job = s.job.as_mut().expect("a running slot");
         let done = job.pending.is_empty();
+        // This step evaluated the last prompt chunk (not a decoded token).
+        let prompt_end = done && matches!(job.kind, JobKind::Generate { feed: None, .. });
         let gid = job.group;
         match &mut job.kind {
             JobKind::Embed {
@@ -420,6 +423,11 @@ impl State<'_> {
             JobKind::Generate { .. } => {
                 if !done {
                     return Vec::new();
+                }
+                // A hybrid model's later request (the next chat turn) can
+                // resume its recurrent state at the prompt's end.
+                if prompt_end {
+                    self.slots[i].cache.save_snapshot();
                 }
                 // The prompt is done: fork the other choices first.
                 let reserved = self

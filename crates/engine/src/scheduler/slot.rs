@@ -81,19 +81,22 @@ impl Slot {
     /// For KV rows, all of them; a recurrent state could only be resumed at
     /// the positions where it was saved.
     pub fn reusable(&self, want: usize) -> usize {
-        want.min(self.tokens.len())
+        self.cache.resumable(want.min(self.tokens.len()))
     }
 
-    /// Keep the first `n` positions only.
+    /// Keep the first `n` positions only (fewer when a recurrent state
+    /// cannot resume at `n`: see [`Self::reusable`]).
     pub fn truncate(&mut self, n: usize) {
-        self.tokens.truncate(n);
         self.cache.truncate(n);
+        self.tokens.truncate(self.cache.len());
     }
 
-    /// Make this slot hold the first `n` positions of `src`.
+    /// Make this slot hold the first `n` positions of `src` (fewer when a
+    /// recurrent state cannot resume at `n`).
     pub fn copy_prefix(&mut self, src: &Slot, n: usize) {
         self.cache.copy_prefix_from(&src.cache, n);
         self.tokens.clear();
-        self.tokens.extend_from_slice(&src.tokens[..n]);
+        self.tokens
+            .extend_from_slice(&src.tokens[..self.cache.len()]);
     }
 }
