@@ -297,7 +297,8 @@ pub struct BenchArgs {
     #[arg(short = 'm', long = "model")]
     pub model: Option<PathBuf>,
     /// Benchmark a Bonsai-shaped model with random weights, built in memory:
-    /// bonsai-8b|bonsai-4b|bonsai-1.7b|ternary-8b|ternary-g128-8b|tq2-8b|tq1-8b (any size suffix).
+    /// bonsai-8b|bonsai-4b|bonsai-1.7b|ternary-8b|ternary-g128-8b|tq2-8b|tq1-8b (any size suffix);
+    /// Bonsai 2 (qwen35): bonsai2|ternary2|pq2|ptq1 (Q1_0, Q2_0, PQ2_0, PTQ1_0) -9b|-27b.
     #[arg(long, conflicts_with = "model")]
     pub synthetic: Option<String>,
     /// Threads (default: all cores).

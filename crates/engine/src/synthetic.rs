@@ -27,8 +27,8 @@ pub struct SyntheticSpec {
 
 /// Names: `{bonsai|ternary|ternary-g128|tq1|tq2}-{8b|4b|1.7b}`; `bonsai` is
 /// Q1_0, `ternary` upstream Q2_0 (g64), `ternary-g128` PrismML's g128 layout.
-/// Bonsai 2 (qwen35): `{bonsai2|ternary2|pq2}-{9b|27b}`, Q1_0, Q2_0 (g64)
-/// or PQ2_0.
+/// Bonsai 2 (qwen35): `{bonsai2|ternary2|pq2|ptq1}-{9b|27b}`, Q1_0, Q2_0
+/// (g64), PQ2_0 or PTQ1_0.
 pub fn spec(name: &str) -> Result<SyntheticSpec> {
     if let Some(s) = spec_qwen35(name) {
         return Ok(s);
@@ -37,7 +37,8 @@ pub fn spec(name: &str) -> Result<SyntheticSpec> {
         key: "--synthetic".into(),
         why: format!(
             "unknown model `{name}` (try bonsai-8b, bonsai-4b, bonsai-1.7b, ternary-8b, \
-             ternary-g128-8b, tq2-8b, tq1-8b, bonsai2-9b, bonsai2-27b, ternary2-27b, pq2-27b)"
+             ternary-g128-8b, tq2-8b, tq1-8b, bonsai2-9b, bonsai2-27b, ternary2-27b, pq2-27b, \
+             ptq1-27b)"
         ),
     };
     let (fmt, size) = name.rsplit_once('-').ok_or_else(bad)?;
@@ -78,6 +79,7 @@ fn spec_qwen35(name: &str) -> Option<SyntheticSpec> {
         "bonsai2" => GgmlType::Q1_0,
         "ternary2" => GgmlType::Q2_0,
         "pq2" => GgmlType::PQ2_0,
+        "ptq1" => GgmlType::PTQ1_0,
         _ => return None,
     };
     // layers, hidden, heads, kv heads, ffn, head_dim, (state, groups, v heads)
@@ -104,6 +106,7 @@ fn scale_offset(ty: GgmlType) -> usize {
     match ty {
         GgmlType::TQ1_0 => 52,
         GgmlType::TQ2_0 => 64,
+        GgmlType::PTQ1_0 => 26,
         _ => 0,
     }
 }
