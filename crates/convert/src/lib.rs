@@ -1,9 +1,11 @@
-//! `shohin convert`: a Hugging Face checkpoint directory (Qwen3, Qwen2) to
-//! GGUF, with the metadata keys, tensor names and tokenizer fields that
-//! llama.cpp's `convert_hf_to_gguf.py` writes for the same model (its
-//! `Qwen2Model` / `Qwen3Model` classes, `TextModel.set_gguf_parameters`,
-//! `_set_vocab_gpt2` and gguf-py's `SpecialVocab`). Neither architecture gets
-//! a Q/K permutation there (only the Llama family does), so none is applied.
+//! `shohin convert`: a Hugging Face checkpoint directory (Qwen3, Qwen2,
+//! Llama) to GGUF, with the metadata keys, tensor names and tokenizer fields
+//! that llama.cpp's `convert_hf_to_gguf.py` writes for the same model (its
+//! `Qwen2Model` / `Qwen3Model` / `LlamaModel` classes,
+//! `TextModel.set_gguf_parameters`, `_set_vocab_gpt2` and gguf-py's
+//! `SpecialVocab`), in the same order. Llama's `q_proj` / `k_proj` rows are
+//! permuted as `LlamaModel.permute` does (HF's rotate-half RoPE to ggml's
+//! interleaved one); the Qwen classes apply no permutation.
 //!
 //! - **Weights**: `*.safetensors` (one file, or the shards listed by
 //!   `model.safetensors.index.json`), memory-mapped and read with the
@@ -14,6 +16,15 @@
 //!   the other weights become the target (`f32`, `f16`, `bf16`, `q8_0`; a row
 //!   that is not a whole number of Q8_0 blocks falls back to F16), with
 //!   ggml's rounding (shohin_quantize's `convert_tensor`).
+//! - **Llama** (`LlamaForCausalLM`): LlamaConfig's defaults for missing
+//!   keys (as the converter reads config.json through AutoConfig), always
+//!   `attention.key_length` / `value_length`, then `llama.vocab_size` and
+//!   `llama.rope.dimension_count`; `add_space_prefix` from
+//!   `tokenizer_config.json`; the pre-tokenizer name from `tokenizer.json`'s
+//!   `pre_tokenizer` (`llama-bpe`, `smollm`, `qwen2`; the converter hashes
+//!   its tokenizer's output instead). Refused: SentencePiece vocabularies
+//!   (`tokenizer.model`, byte-fallback BPE), RoPE scaling other than
+//!   `linear` (`llama3` would need `rope_freqs.weight`), ONNX input.
 //! - **Tokenizer**: `tokenizer.json` (byte-level BPE: vocabulary, merges,
 //!   added tokens: special or `<|...|>` → CONTROL, others USER_DEFINED),
 //!   padded to `vocab_size` with `[PAD{i}]` UNUSED tokens; special token ids

@@ -18,6 +18,9 @@ pub(crate) struct Wanted {
     pub(crate) hf: String,
     pub(crate) name: String,
     pub(crate) shape: Vec<usize>,
+    /// `LlamaModel.permute`'s head count for this tensor's rows (q_proj:
+    /// n_head, k_proj: n_head_kv), or none.
+    pub(crate) permute: Option<usize>,
 }
 
 pub(crate) fn wanted(h: &Hparams, n_vocab: usize, has_lm_head: bool) -> Vec<Wanted> {
@@ -25,7 +28,23 @@ pub(crate) fn wanted(h: &Hparams, n_vocab: usize, has_lm_head: bool) -> Vec<Want
     let q = h.n_head * h.head_dim;
     let kv = h.n_head_kv * h.head_dim;
     let mut v = Vec::new();
-    let mut add = |hf: String, name: String, shape: Vec<usize>| v.push(Wanted { hf, name, shape });
+    let llama = h.arch == "llama";
+    let mut add = |hf: String, name: String, shape: Vec<usize>| {
+        // LlamaModel.modify_tensors: HF's rotate-half Q/K rows to ggml's
+        // interleaved (NORM) RoPE order
+        let permute = match () {
+            _ if !llama => None,
+            _ if hf.ends_with("q_proj.weight") => Some(h.n_head),
+            _ if hf.ends_with("k_proj.weight") => Some(h.n_head_kv),
+            _ => None,
+        };
+        v.push(Wanted {
+            hf,
+            name,
+            shape,
+            permute,
+        })
+    };
     add(
         "model.embed_tokens.weight".into(),
         "token_embd.weight".into(),
@@ -116,6 +135,28 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, ConvertError> {
         return Err(file_err(dir, "no *.safetensors files"));
     }
     Ok(files)
+}
+
+/// `LlamaModel.permute(w, n_head, n_head)` on the rows of a row-major
+/// matrix of `row_bytes`-byte rows: each head's rows `[h, j, i]` (j in
+/// {0, 1}, i below half the head) become `[h, i, j]`, so that the pairs
+/// that HF's rotate-half RoPE rotates together (i, i + half) are adjacent,
+/// as ggml's NORM RoPE rotates them.
+pub(crate) fn permute_rows(data: &[u8], row_bytes: usize, n_head: usize) -> Vec<u8> {
+    let rows = data.len() / row_bytes;
+    let half = rows / n_head / 2;
+    let mut out = vec![0u8; data.len()];
+    for h in 0..n_head {
+        for i in 0..half {
+            for j in 0..2 {
+                let to = (h * half + i) * 2 + j;
+                let from = (h * 2 + j) * half + i;
+                out[to * row_bytes..(to + 1) * row_bytes]
+                    .copy_from_slice(&data[from * row_bytes..(from + 1) * row_bytes]);
+            }
+        }
+    }
+    out
 }
 
 fn ggml_of(dtype: Dtype) -> Option<GgmlType> {
@@ -221,6 +262,7 @@ pub(crate) fn convert(
 
     // check every tensor before writing anything
     let mut plan = Vec::with_capacity(want.len());
+    let mut permutes = Vec::with_capacity(want.len());
     for w in &want {
         let &fi = by_name.get(&w.hf).ok_or_else(|| ConvertError::Tensor {
             tensor: w.hf.clone(),
@@ -242,6 +284,15 @@ pub(crate) fn convert(
             tensor: w.hf.clone(),
             msg: format!("dtype {:?} is not supported (F32, F16, BF16)", view.dtype()),
         })?;
+        if let Some(n) = w.permute {
+            if w.shape[0] % (2 * n) != 0 {
+                return Err(ConvertError::Tensor {
+                    tensor: w.hf.clone(),
+                    msg: format!("{} rows are not {n} heads of an even size", w.shape[0]),
+                });
+            }
+        }
+        permutes.push(w.permute);
         let to = target_type(&w.name, &w.shape, opts.out_type);
         plan.push(TensorReport {
             hf_name: w.hf.clone(),
@@ -252,8 +303,18 @@ pub(crate) fn convert(
         });
     }
 
+    // convert_hf_to_gguf.py's order: the shards in name order, each one's
+    // tensors in name order
+    let mut order: Vec<usize> = (0..plan.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| (by_name[&plan[i].hf_name], &plan[i].hf_name);
+        key(a).cmp(&key(b))
+    });
+    let plan: Vec<TensorReport> = order.iter().map(|&i| plan[i].clone()).collect();
+    let permutes: Vec<Option<usize>> = order.iter().map(|&i| permutes[i]).collect();
+
     let mut md = model_metadata(&h, dir, opts.out_type.file_type());
-    md.extend(tokenizer_metadata(dir, &cfg, n_vocab)?);
+    md.extend(tokenizer_metadata(dir, &cfg, n_vocab, h.arch)?);
     let arch = h.arch;
 
     let mut w = GgufWriter::new(md);
@@ -272,13 +333,27 @@ pub(crate) fn convert(
         let view = sts[fi]
             .tensor(&p.hf_name)
             .map_err(|e| file_err(&files[fi], e))?;
-        let data = view.data();
-        let conv = pool
-            .install(|| shohin_quantize::convert_tensor(p.from, p.to, data, p.dims[0] as usize))
-            .map_err(|e| ConvertError::Tensor {
-                tensor: p.hf_name.clone(),
-                msg: e.to_string(),
-            })?;
+        let tensor_err = |e: shohin_quant::QuantError| ConvertError::Tensor {
+            tensor: p.hf_name.clone(),
+            msg: e.to_string(),
+        };
+        let conv = match permutes[i] {
+            None => pool
+                .install(|| {
+                    shohin_quantize::convert_tensor(p.from, p.to, view.data(), p.dims[0] as usize)
+                })
+                .map_err(tensor_err)?,
+            Some(heads) => {
+                let data = view.data();
+                let data = permute_rows(data, data.len() / p.dims[1] as usize, heads);
+                let conv = pool
+                    .install(|| {
+                        shohin_quantize::convert_tensor(p.from, p.to, &data, p.dims[0] as usize)
+                    })
+                    .map_err(tensor_err)?;
+                Cow::Owned(conv.into_owned())
+            }
+        };
         on_tensor(i, n, p);
         Ok(conv)
     })?;

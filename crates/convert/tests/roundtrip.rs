@@ -209,11 +209,11 @@ fn errors_name_the_file_and_key() {
 
     edit_config(&d, |j| {
         j["hidden_size"] = HIDDEN.into();
-        j["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+        j["architectures"] = serde_json::json!(["GPTNeoXForCausalLM"]);
     });
     let e = err(&d);
     assert!(
-        e.contains("architectures") && e.contains("LlamaForCausalLM"),
+        e.contains("architectures") && e.contains("GPTNeoXForCausalLM"),
         "{e}"
     );
 

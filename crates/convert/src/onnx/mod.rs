@@ -35,7 +35,7 @@ use shohin_gguf::{GgmlType, GgufWriter};
 use crate::hparams::{hparams, model_metadata};
 use crate::safetensors::wanted;
 use crate::tokenizer::tokenizer_metadata;
-use crate::{file_err, read_json, ConvertError, Summary, TensorReport};
+use crate::{file_err, key_err, read_json, ConvertError, Summary, TensorReport};
 use graph::{check_nbits, int_attr, nbits_data, node_err, Graph, NBitsShape};
 use names::{float_target, linear_target, Linear, Target};
 use nbits::QK;
@@ -219,6 +219,14 @@ fn convert_inner(
     let cfg_path = dir.join("config.json");
     let cfg = read_json(&cfg_path)?;
     let h = hparams(&cfg, &cfg_path)?;
+    if h.arch == "llama" {
+        // its Q/K rows would need LlamaModel.permute, not done on Q2_0 codes
+        return Err(key_err(
+            &cfg_path,
+            "architectures",
+            "LlamaForCausalLM is supported from safetensors only, not from ONNX",
+        ));
+    }
     let path = model_file(dir, model)?;
     let mut store = Store::open(&path)?;
     store.map_external()?;
@@ -455,7 +463,7 @@ fn convert_inner(
     }
 
     let mut md = model_metadata(&h, dir, FILE_TYPE_Q2_0_G128);
-    md.extend(tokenizer_metadata(dir, &cfg, n_vocab)?);
+    md.extend(tokenizer_metadata(dir, &cfg, n_vocab, h.arch)?);
     let mut w = GgufWriter::new(md);
     for (p, _) in &plan {
         w.add_tensor(p.name.clone(), p.dims.clone(), p.to, Vec::new());

@@ -115,13 +115,35 @@ pub fn write_checkpoint(dir: &Path, vocab: &Vocab, pairs: bool) -> Checkpoint {
 /// [`write_checkpoint`] of any shape; `ternary` makes every linear weight
 /// (not the embedding) `t * d` with `t` in {-1, 0, 1} and one f16 scale `d`
 /// per row and 128 columns, stored as F32 (exactly), as a ternary model's.
-#[allow(non_snake_case)]
 pub fn write_checkpoint_with(
     dir: &Path,
     vocab: &Vocab,
     pairs: bool,
     sh: Shape,
     ternary: bool,
+) -> Checkpoint {
+    write_checkpoint_arch(dir, vocab, pairs, sh, ternary, false)
+}
+
+/// A Llama checkpoint (`LlamaForCausalLM`) of [`SMALL`]'s shape: no Q/K
+/// norms, a separate `lm_head`, no `head_dim` in config.json, and a
+/// `tokenizer.json` with Qwen2's pre-tokenizer (the fixture's vocabulary),
+/// which convert_hf_to_gguf.py recognizes as `qwen2`.
+pub fn write_llama_checkpoint(dir: &Path, vocab: &Vocab) -> Checkpoint {
+    write_checkpoint_arch(dir, vocab, true, SMALL, false, true)
+}
+
+/// Qwen2's `Split` regex (convert_hf_to_gguf.py's `qwen2` pre-tokenizer).
+pub const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+#[allow(non_snake_case)]
+fn write_checkpoint_arch(
+    dir: &Path,
+    vocab: &Vocab,
+    pairs: bool,
+    sh: Shape,
+    ternary: bool,
+    llama: bool,
 ) -> Checkpoint {
     let (HIDDEN_, LAYERS_, HEADS_, KV_HEADS_, HEAD_DIM_, FF_) = (
         sh.hidden,
@@ -186,20 +208,22 @@ pub fn write_checkpoint_with(
             0.25,
             0.0,
         );
-        t(
-            "self_attn.q_norm.weight",
-            vec![HEAD_DIM_],
-            Dtype::BF16,
-            0.2,
-            1.0,
-        );
-        t(
-            "self_attn.k_norm.weight",
-            vec![HEAD_DIM_],
-            Dtype::F32,
-            0.2,
-            1.0,
-        );
+        if !llama {
+            t(
+                "self_attn.q_norm.weight",
+                vec![HEAD_DIM_],
+                Dtype::BF16,
+                0.2,
+                1.0,
+            );
+            t(
+                "self_attn.k_norm.weight",
+                vec![HEAD_DIM_],
+                Dtype::F32,
+                0.2,
+                1.0,
+            );
+        }
         t(
             "post_attention_layernorm.weight",
             vec![HIDDEN_],
@@ -237,6 +261,16 @@ pub fn write_checkpoint_with(
         1.0,
         1,
     ));
+    if llama {
+        specs.push((
+            "lm_head.weight".into(),
+            vec![n_vocab, HIDDEN_],
+            Dtype::BF16,
+            1.0,
+            0.0,
+            1,
+        ));
+    }
 
     let mut w = HashMap::new();
     let mut shards: [Vec<Stored>; 2] = [Vec::new(), Vec::new()];
@@ -305,27 +339,54 @@ pub fn write_checkpoint_with(
         &dir.join("model.safetensors.index.json"),
         &json!({"metadata": {"total_size": 0}, "weight_map": weight_map}),
     );
-    write_json(
-        &dir.join("config.json"),
-        &json!({
-            "architectures": ["Qwen3ForCausalLM"],
-            "model_type": "qwen3",
-            "hidden_size": HIDDEN_,
-            "num_hidden_layers": LAYERS_,
-            "num_attention_heads": HEADS_,
-            "num_key_value_heads": KV_HEADS_,
-            "head_dim": HEAD_DIM_,
-            "intermediate_size": FF_,
-            "vocab_size": n_vocab,
-            "max_position_embeddings": 4096,
-            "rope_theta": THETA,
-            "rms_norm_eps": EPS,
-            "tie_word_embeddings": true,
-            "bos_token_id": 151643,
-            "eos_token_id": 151645,
-            "torch_dtype": "bfloat16",
-        }),
-    );
+    if llama {
+        write_json(
+            &dir.join("config.json"),
+            &json!({
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "hidden_size": HIDDEN_,
+                "num_hidden_layers": LAYERS_,
+                "num_attention_heads": HEADS_,
+                "num_key_value_heads": KV_HEADS_,
+                "intermediate_size": FF_,
+                "vocab_size": n_vocab,
+                "max_position_embeddings": 2048,
+                "rope_theta": THETA,
+                "rope_scaling": null,
+                "rms_norm_eps": EPS,
+                "tie_word_embeddings": false,
+                "attention_bias": false,
+                "mlp_bias": false,
+                "hidden_act": "silu",
+                "bos_token_id": 151643,
+                "eos_token_id": 151645,
+                "torch_dtype": "bfloat16",
+            }),
+        );
+    } else {
+        write_json(
+            &dir.join("config.json"),
+            &json!({
+                "architectures": ["Qwen3ForCausalLM"],
+                "model_type": "qwen3",
+                "hidden_size": HIDDEN_,
+                "num_hidden_layers": LAYERS_,
+                "num_attention_heads": HEADS_,
+                "num_key_value_heads": KV_HEADS_,
+                "head_dim": HEAD_DIM_,
+                "intermediate_size": FF_,
+                "vocab_size": n_vocab,
+                "max_position_embeddings": 4096,
+                "rope_theta": THETA,
+                "rms_norm_eps": EPS,
+                "tie_word_embeddings": true,
+                "bos_token_id": 151643,
+                "eos_token_id": 151645,
+                "torch_dtype": "bfloat16",
+            }),
+        );
+    }
     // tokenizer.json: NORMAL tokens in model.vocab, CONTROL / USER_DEFINED
     // ones as added tokens; UNUSED ones left out (padded back by the converter)
     let mut v = serde_json::Map::new();
@@ -354,27 +415,57 @@ pub fn write_checkpoint_with(
             }
         })
         .collect();
-    write_json(
-        &dir.join("tokenizer.json"),
-        &json!({
-            "version": "1.0",
-            "added_tokens": added,
-            "normalizer": {"type": "NFC"},
-            "post_processor": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
-            "model": {"type": "BPE", "vocab": v, "merges": merges, "byte_fallback": false},
-        }),
-    );
-    write_json(
-        &dir.join("tokenizer_config.json"),
-        &json!({
-            "add_bos_token": false,
-            "add_prefix_space": false,
-            "bos_token": null,
-            "eos_token": "<|im_end|>",
-            "pad_token": "<|endoftext|>",
-            "chat_template": TEMPLATE,
-        }),
-    );
+    let mut tok = json!({
+        "version": "1.0",
+        "added_tokens": added,
+        "normalizer": {"type": "NFC"},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+        "model": {"type": "BPE", "vocab": v, "merges": merges, "byte_fallback": false},
+    });
+    if llama {
+        // Qwen2's pre-tokenizer and decoder, so that the Hugging Face
+        // tokenizer (and the converter's hash of its ids) is Qwen2's
+        tok["pre_tokenizer"] = json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+        ]});
+        tok["decoder"] = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
+        tok["model"]["dropout"] = Json::Null;
+        tok["model"]["unk_token"] = Json::Null;
+        tok["model"]["continuing_subword_prefix"] = json!("");
+        tok["model"]["end_of_word_suffix"] = json!("");
+        tok["model"]["fuse_unk"] = json!(false);
+        tok["model"]["ignore_merges"] = json!(false);
+        tok["truncation"] = Json::Null;
+        tok["padding"] = Json::Null;
+    }
+    write_json(&dir.join("tokenizer.json"), &tok);
+    if llama {
+        write_json(
+            &dir.join("tokenizer_config.json"),
+            &json!({
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "add_prefix_space": false,
+                "bos_token": "<|endoftext|>",
+                "eos_token": "<|im_end|>",
+                "clean_up_tokenization_spaces": false,
+                "model_max_length": 2048,
+                "chat_template": TEMPLATE,
+            }),
+        );
+    } else {
+        write_json(
+            &dir.join("tokenizer_config.json"),
+            &json!({
+                "add_bos_token": false,
+                "add_prefix_space": false,
+                "bos_token": null,
+                "eos_token": "<|im_end|>",
+                "pad_token": "<|endoftext|>",
+                "chat_template": TEMPLATE,
+            }),
+        );
+    }
     Checkpoint {
         n_vocab,
         shape: sh,
@@ -401,7 +492,8 @@ fn matvec(w: &[f64], x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// NEOX RoPE on one head in place.
+/// HF's rotate-half RoPE (ggml's NEOX) on one head in place: pairs
+/// (i, i + half).
 fn rope(x: &mut [f64], pos: usize) {
     let half = x.len() / 2;
     for i in 0..half {
@@ -461,14 +553,22 @@ pub fn reference_logits_with(ck: &Checkpoint, tokens: &[u32], q8_act: bool) -> V
             let mut q = matvec(g("self_attn.q_proj.weight"), &h);
             let mut k = matvec(g("self_attn.k_proj.weight"), &h);
             let v = matvec(g("self_attn.v_proj.weight"), &h);
+            // Qwen3's per-head Q/K norms (Llama has none), then HF's
+            // rotate-half RoPE on the checkpoint's own (unpermuted) rows
+            let qk_norm =
+                ck.w.contains_key(&format!("model.layers.{l}.self_attn.q_norm.weight"));
             for hd in q.chunks_exact_mut(HEAD_DIM_) {
-                let n = rmsnorm(hd, g("self_attn.q_norm.weight"));
-                hd.copy_from_slice(&n);
+                if qk_norm {
+                    let n = rmsnorm(hd, g("self_attn.q_norm.weight"));
+                    hd.copy_from_slice(&n);
+                }
                 rope(hd, pos);
             }
             for hd in k.chunks_exact_mut(HEAD_DIM_) {
-                let n = rmsnorm(hd, g("self_attn.k_norm.weight"));
-                hd.copy_from_slice(&n);
+                if qk_norm {
+                    let n = rmsnorm(hd, g("self_attn.k_norm.weight"));
+                    hd.copy_from_slice(&n);
+                }
                 rope(hd, pos);
             }
             keys[l].push(k);
@@ -509,7 +609,8 @@ pub fn reference_logits_with(ck: &Checkpoint, tokens: &[u32], q8_act: bool) -> V
             x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
         }
         let xn = rmsnorm(&x, ck.get("model.norm.weight"));
-        out.push(self::matvec(emb, &xn));
+        let head = ck.w.get("lm_head.weight").map_or(emb, |w| &w.1[..]);
+        out.push(self::matvec(head, &xn));
     }
     out
 }
