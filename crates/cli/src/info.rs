@@ -5,6 +5,7 @@ use crate::load::open_gguf;
 use anyhow::{Context, Result};
 use serde_json::json;
 use shohin_engine::config::ModelConfig;
+use shohin_engine::hadamard::{GdnHeads, HadamardFold};
 use std::collections::BTreeMap;
 
 pub fn info(a: InfoArgs) -> Result<()> {
@@ -54,6 +55,23 @@ pub fn info(a: InfoArgs) -> Result<()> {
         "chat_template": has_template,
     });
     let mut obj = obj;
+    // The prism.hadamard weight fold (Bonsai 2), checked as at load.
+    let gdn = cfg.hybrid.as_ref().map(|h| GdnHeads {
+        n_v: h.n_v_heads,
+        n_k: h.n_k_heads,
+    });
+    let fold = HadamardFold::from_gguf(&f, gdn).map_err(|e| e.to_string());
+    obj["hadamard_fold"] = match &fold {
+        Ok(None) => json!(null),
+        Ok(Some(h)) => json!({
+            "version": h.version(), "block_size": h.block_size(),
+            "sign_mode": if h.explicit_signs() { "explicit" } else { "identity" },
+            "folded_weights": h.weight_names().len(),
+            "inverse_folded_embedding": h.folds_embedding(),
+            "gdn_v_grouped": h.gdn_v_grouped(),
+        }),
+        Err(e) => json!({ "error": e }),
+    };
     if let Some(h) = &cfg.hybrid {
         let rec: Vec<usize> = (0..cfg.n_layer).filter(|&i| h.recurrent[i]).collect();
         let attn: Vec<usize> = (0..cfg.n_layer).filter(|&i| !h.recurrent[i]).collect();
@@ -124,6 +142,27 @@ pub fn info(a: InfoArgs) -> Result<()> {
             "output.weight"
         }
     );
+    match &fold {
+        Ok(None) => {}
+        Ok(Some(h)) => println!(
+            "hadamard fold:  prism.hadamard v{}, block {}, {} signs, {} folded weights{}{}",
+            h.version(),
+            h.block_size(),
+            if h.explicit_signs() { "explicit" } else { "no" },
+            h.weight_names().len(),
+            if h.folds_embedding() {
+                ", token_embd inverse-folded"
+            } else {
+                ""
+            },
+            if h.gdn_v_grouped() {
+                ", gdn_v_grouped"
+            } else {
+                ""
+            }
+        ),
+        Err(e) => println!("hadamard fold:  unusable: {e}"),
+    }
     println!("vocabulary:     {} tokens", tok.n_vocab());
     for (k, id) in [
         ("bos", tok.bos()),

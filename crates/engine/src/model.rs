@@ -4,11 +4,12 @@
 
 use crate::attention;
 use crate::backend::Backend;
-use crate::config::ModelConfig;
+use crate::config::{Arch, ModelConfig};
 use crate::error::{EngineError, Result};
+use crate::hadamard::{self, FoldPlan, GdnHeads, HadamardFold};
 use crate::kv_cache::{KvCache, KvTypes};
 use crate::ops;
-use crate::weights::Weights;
+use crate::weights::{Matrix, Weights};
 use shohin_gguf::GgufFile;
 use std::sync::Mutex;
 
@@ -23,6 +24,9 @@ pub struct Model {
     pub config: ModelConfig,
     pub weights: Weights,
     pub backend: Box<dyn Backend>,
+    /// The file's `prism.hadamard` weight fold (qwen35 only), bound to its
+    /// tensors; its per-matrix plans are also in `weights` (`Matrix::fold`).
+    fold: Option<HadamardFold>,
     /// How new caches store keys and values (`--cache-type-k/-v`).
     kv_types: KvTypes,
     /// Activation buffers reused by every forward pass.
@@ -50,6 +54,50 @@ struct Workspace {
     pos: Vec<usize>,
     /// qwen35's extra buffers (model/qwen35.rs).
     hybrid: qwen35::HybridWork,
+}
+
+/// Before a product with `m`: its input `x` (rows of `m.cols`) through the
+/// fold's plan when `m` is folded, in place. For inputs read by `m` alone.
+fn fold_input(m: &Matrix, x: &mut [f32]) {
+    if let Some(p) = &m.fold {
+        p.apply(x)
+            .expect("the input is whole rows of the weight's width");
+    }
+}
+
+/// The input of several products that read the same normed rows `plain`:
+/// a folded matrix reads the transformed copy made once in `folded`
+/// (matrices of one input share its width, hence its plan), the others
+/// `plain`. Nothing is copied when none is folded.
+#[derive(Clone, Copy)]
+struct SharedInput<'a> {
+    plain: &'a [f32],
+    folded: Option<&'a [f32]>,
+}
+
+impl<'a> SharedInput<'a> {
+    fn new(plain: &'a [f32], mats: &[&Matrix], buf: &'a mut Vec<f32>) -> Self {
+        let folded = mats
+            .iter()
+            .find_map(|m| m.fold.as_deref())
+            .map(|p: &FoldPlan| {
+                debug_assert!(mats.iter().all(|m| m.cols == p.width()));
+                buf.clear();
+                buf.extend_from_slice(plain);
+                p.apply(buf)
+                    .expect("the input is whole rows of the weight's width");
+                &buf[..]
+            });
+        SharedInput { plain, folded }
+    }
+
+    /// What the product with `m` reads.
+    fn for_matrix(&self, m: &Matrix) -> &'a [f32] {
+        match (&m.fold, self.folded) {
+            (Some(_), Some(f)) => f,
+            _ => self.plain,
+        }
+    }
 }
 
 /// One sequence's part of a [`Model::forward_batch`] step.
@@ -86,7 +134,38 @@ impl Model {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self> {
         let config = ModelConfig::from_gguf(&file)?;
+        let gdn = config.hybrid.as_ref().map(|h| GdnHeads {
+            n_v: h.n_v_heads,
+            n_k: h.n_k_heads,
+        });
+        if config.arch != Arch::Qwen35 && file.get(hadamard::KEY_VERSION).is_some() {
+            return Err(EngineError::BadHparam {
+                key: hadamard::KEY_VERSION.to_string(),
+                why: format!(
+                    "this {} file has a prism.hadamard weight fold; PrismML's fork applies \
+                     it to qwen3 too, but shohin applies it only in qwen35 (Bonsai 2)",
+                    config.arch.name()
+                ),
+            });
+        }
+        let fold = HadamardFold::from_gguf(&file, gdn)?;
+        if fold.as_ref().is_some_and(|f| f.folds_embedding())
+            && file.tensor("output.weight").is_none()
+        {
+            return Err(EngineError::BadHparam {
+                key: hadamard::KEY_INVERSE_WEIGHT_NAMES.to_string(),
+                why: format!(
+                    "`{}` is inverse-folded and the output head is tied to it (no \
+                     output.weight): the fork's version-2 `tied_output`, which shohin \
+                     does not support",
+                    hadamard::TOKEN_EMBD
+                ),
+            });
+        }
         let mut weights = Weights::load(&file, &config)?;
+        if let Some(fold) = &fold {
+            weights.attach_fold(fold);
+        }
         backend.check(&mut weights.matrices())?;
         weights.pack(&file, &*backend, progress);
         Ok(Self {
@@ -94,9 +173,15 @@ impl Model {
             config,
             weights,
             backend,
+            fold,
             kv_types: KvTypes::default(),
             work: Mutex::new(Workspace::default()),
         })
+    }
+
+    /// The file's `prism.hadamard` weight fold, if it has one.
+    pub fn fold(&self) -> Option<&HadamardFold> {
+        self.fold.as_ref()
     }
 
     pub fn n_vocab(&self) -> usize {
@@ -233,6 +318,7 @@ impl Model {
         if rows > 0 {
             let out = w.output.view(&self.file);
             let Workspace { h, logits, .. } = ws;
+            fold_input(&w.output, &mut h[..rows * d]);
             let l = fit(logits, rows * n_vocab);
             self.backend.matmul(out, &h[..rows * d], rows, l);
             let mut r = 0;
@@ -272,6 +358,10 @@ impl Model {
                 &mut x[t * d..(t + 1) * d],
             )
             .expect("embedding row is whole blocks");
+        }
+        // An inverse-folded table stores H·S·e: restore e = S·H·e'.
+        if let Some(p) = self.fold.as_ref().and_then(|f| f.embedding_plan()) {
+            p.apply(x).expect("embedding rows are n_embd wide");
         }
         n
     }

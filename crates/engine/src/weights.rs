@@ -5,6 +5,7 @@
 use crate::backend::Backend;
 use crate::config::{Arch, ModelConfig};
 use crate::error::{EngineError, Result};
+use crate::hadamard::{FoldPlan, HadamardFold};
 use shohin_gguf::{GgufFile, TensorInfo};
 use shohin_quant::packed::PackedMatrix;
 use shohin_quant::GgmlType;
@@ -25,6 +26,10 @@ pub struct Matrix {
     /// The backend's repacked copy, if it made one at load (then the
     /// file's pages of this tensor were released).
     pub packed: Option<Arc<PackedMatrix>>,
+    /// Set when the file's `prism.hadamard` fold lists this matrix: its
+    /// input must go through the plan (`H·S·P·x`) before the product
+    /// (see [`Weights::attach_fold`]). Boxed: most matrices have none.
+    pub fold: Option<Box<FoldPlan>>,
 }
 
 /// A borrowed view of a matrix's bytes, handed to the backend.
@@ -121,6 +126,7 @@ fn matrix(f: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Matrix> 
         cols,
         info: t.clone(),
         packed: None,
+        fold: None,
     })
 }
 
@@ -278,6 +284,32 @@ impl Weights {
         for l in &mut self.hybrid {
             for m in l.matrices_mut() {
                 one(m);
+            }
+        }
+    }
+
+    /// Gives each matrix the fold's plan for its name (none for the
+    /// matrices the fold does not list). The fold must be bound to the
+    /// same file's tensors ([`HadamardFold::from_gguf`]).
+    pub fn attach_fold(&mut self, fold: &HadamardFold) {
+        let attach = |m: &mut Matrix| m.fold = fold.plan(&m.name).cloned().map(Box::new);
+        attach(&mut self.output);
+        for l in &mut self.layers {
+            for m in [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ] {
+                attach(m);
+            }
+        }
+        for l in &mut self.hybrid {
+            for m in l.matrices_mut() {
+                attach(m);
             }
         }
     }

@@ -12,8 +12,16 @@
 //! head, and `attn_output` reads attn ⊙ sigmoid(gate). A Gated DeltaNet
 //! layer is linear attention with a fixed-size recurrent state per
 //! sequence (`delta_net.rs`, `recurrent.rs`).
+//!
+//! A `prism.hadamard`-folded file (Bonsai 2, `hadamard.rs`): each folded
+//! matrix reads its input through the fold's plan (`H·S·P·x`), made once
+//! per input in a copy when that input also feeds unfolded matrices
+//! (`SharedInput`: ssm_alpha / ssm_beta are never folded), in place when
+//! the matrix is its only reader (`fold_input`: attn_output, ssm_out with
+//! the head permutation, ffn_down, the output head); the embedding rows
+//! are un-folded in `begin_step`. Without a fold nothing changes.
 
-use super::{fit, Model, Span, Workspace};
+use super::{fit, fold_input, Model, SharedInput, Span, Workspace};
 use crate::attention;
 use crate::config::HybridConfig;
 use crate::delta_net::{self, HeadIn};
@@ -45,6 +53,9 @@ pub(super) struct HybridWork {
     /// DeltaNet: the same token-major, `[n][H_v * d]`, normed and gated:
     /// `ssm_out`'s input.
     core: Vec<f32>,
+    /// A `prism.hadamard`-folded file: the transformed copy of a normed
+    /// input that folded and unfolded matrices both read.
+    folded: Vec<f32>,
 }
 
 /// What every layer of a step reads: the tokens' spans and positions, and
@@ -126,9 +137,11 @@ impl Model {
             }
             let gate = fit(gate, n * c.n_ff);
             let up = fit(up, n * c.n_ff);
-            be.matmul(l.w_gate.view(f), h, n, gate);
-            be.matmul(l.w_up.view(f), h, n, up);
+            let hin = SharedInput::new(h, &[&l.w_gate, &l.w_up], &mut hw.folded);
+            be.matmul(l.w_gate.view(f), hin.for_matrix(&l.w_gate), n, gate);
+            be.matmul(l.w_up.view(f), hin.for_matrix(&l.w_up), n, up);
             ops::swiglu(gate, up);
+            fold_input(&l.w_down, gate);
             be.matmul(l.w_down.view(f), gate, n, proj);
             ops::add_inplace(x, proj);
         }
@@ -164,9 +177,10 @@ impl Model {
         let att = fit(att, n * qd);
         let qg = fit(&mut hw.qg, n * 2 * qd);
         let gate = fit(&mut hw.gate, n * qd);
-        be.matmul(a.wq.view(f), h, n, qg);
-        be.matmul(a.wk.view(f), h, n, k);
-        be.matmul(a.wv.view(f), h, n, v);
+        let hin = SharedInput::new(h, &[&a.wq, &a.wk, &a.wv], &mut hw.folded);
+        be.matmul(a.wq.view(f), hin.for_matrix(&a.wq), n, qg);
+        be.matmul(a.wk.view(f), hin.for_matrix(&a.wk), n, k);
+        be.matmul(a.wv.view(f), hin.for_matrix(&a.wv), n, v);
         // Per head: head_dim query values, then head_dim gate values.
         for ((qg, q), g) in qg
             .chunks(2 * hd)
@@ -228,6 +242,7 @@ impl Model {
         for (o, &g) in att.iter_mut().zip(gate.iter()) {
             *o *= delta_net::sigmoid(g);
         }
+        fold_input(&a.wo, att);
         be.matmul(a.wo.view(f), att, n, out);
     }
 
@@ -260,16 +275,22 @@ impl Model {
             beta_t,
             heads,
             core,
+            folded,
             ..
         } = hw;
         let qkv = fit(qkv, n * cd);
         let z = fit(z, n * vd);
         let alpha = fit(alpha, n * nv);
         let beta = fit(beta, n * nv);
-        be.matmul(dn.wqkv.view(f), h, n, qkv);
-        be.matmul(dn.wz.view(f), h, n, z);
-        be.matmul(dn.w_alpha.view(f), h, n, alpha);
-        be.matmul(dn.w_beta.view(f), h, n, beta);
+        // ssm_alpha / ssm_beta are never folded: they read `h` itself.
+        let mats = [&dn.wqkv, &dn.wz, &dn.w_alpha, &dn.w_beta];
+        let hin = SharedInput::new(h, &mats, folded);
+        for (m, y) in mats
+            .into_iter()
+            .zip([&mut *qkv, &mut *z, &mut *alpha, &mut *beta])
+        {
+            be.matmul(m.view(f), hin.for_matrix(m), n, y);
+        }
         // Per token and v head: g = softplus(alpha + dt_bias) * a (a < 0,
         // so exp(g) in (0, 1) is the decay) and beta = sigmoid(beta),
         // stored head-major.
@@ -339,6 +360,8 @@ impl Model {
                 *o *= delta_net::silu(zv);
             }
         }
+        // A folded ssm_out also permutes the heads (gdn_v_grouped).
+        fold_input(&dn.wout, core);
         be.matmul(dn.wout.view(f), core, n, out);
     }
 }
