@@ -6,11 +6,13 @@
 //! SIGTERM with a request in flight. The Python venv is created here
 //! (pinned client from PyPI, in the target dir), so CI needs nothing else.
 
+mod common;
+use common::serve::{start_server, venv, Server};
 use shohin_test_support::real_model;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "sk-shohin-e2e";
@@ -21,110 +23,12 @@ fn here() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/serve"))
 }
 
-/// A venv with the pinned client, made once per target dir.
-fn venv() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-e2e-venv");
-    let py = dir.join("bin/python");
-    let stamp = dir.join("installed.txt");
-    let req = std::fs::read_to_string(here().join("requirements.txt")).unwrap();
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(req.as_str()) {
-        return py;
-    }
-    let ok = |c: &mut Command| {
-        let out = c.output().expect("run python");
-        assert!(
-            out.status.success(),
-            "{c:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ok(Command::new("python3").args(["-m", "venv"]).arg(&dir));
-    ok(Command::new(&py)
-        .args(["-m", "pip", "install", "-q", "-r"])
-        .arg(here().join("requirements.txt")));
-    std::fs::write(&stamp, req).unwrap();
-    py
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(model: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shohin"))
-        .args(["serve", "-m"])
-        .arg(model)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "-t",
-            "2",
-            "--api-key",
-            KEY,
-        ])
-        .args([
-            "--parallel",
-            &SLOTS.to_string(),
-            "--ctx-size",
-            &CTX.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start shohin serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("shohin serve exited before listening")
-            .unwrap();
-        eprintln!("server: {line}");
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            break digits.parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(|l| eprintln!("server: {}", l.unwrap_or_default())));
-    let s = Server { child, port };
-    let t = Instant::now();
-    while get(port, "/health").0 != 200 {
-        assert!(t.elapsed() < Duration::from_secs(120), "never healthy");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
-}
-
-/// A minimal HTTP/1.1 GET: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    let (slots, ctx) = (SLOTS.to_string(), CTX.to_string());
+    start_server(
+        model,
+        &["--api-key", KEY, "--parallel", &slots, "--ctx-size", &ctx],
     )
-    .unwrap();
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    let status = r
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, r)
 }
 
 fn python(py: &Path, script: &str, args: &[String]) {
@@ -145,7 +49,7 @@ fn python(py: &Path, script: &str, args: &[String]) {
 
 #[test]
 fn openai_client_load_and_shutdown_against_the_real_binary() {
-    let py = venv();
+    let py = venv("serve-e2e-venv", &here().join("requirements.txt"));
     let mut server = start(&real_model());
     let base = format!("http://127.0.0.1:{}", server.port);
     let per_slot = (CTX / SLOTS).to_string();

@@ -162,3 +162,4 @@ pub fn scratch(test: &str) -> PathBuf {
 pub fn s(p: &Path) -> String {
     p.to_str().expect("UTF-8 path").to_owned()
 }
+pub mod serve;
