@@ -1,12 +1,14 @@
 //! qwen35 (Qwen3.5 hybrid: Gated DeltaNet + gated attention, Bonsai 2's
 //! architecture) against llama.cpp, on synthetic models that `qwen35/gen.rs`
-//! writes from a fixed seed (F16 with tied output, Q8_0 untied; the real
-//! Qwen vocabulary). `tests/data/qwen35_goldens.json` holds llama.cpp's
-//! logits on the same bytes (`tests/data/gen_qwen35_goldens.sh`).
+//! writes from a fixed seed (F16 with tied output; Q8_0, and Bonsai 2's
+//! Q1_0 and g64 Q2_0, untied; the real Qwen vocabulary).
+//! `tests/data/qwen35_goldens.json` holds llama.cpp's logits on the same
+//! bytes (`tests/data/gen_qwen35_goldens.sh`).
 //!
-//! Tolerance: every llama.cpp top-20 logit within [`TOL`], and the same
-//! greedy token wherever llama.cpp's top-2 gap is at least [`MIN_GAP`]. The
-//! engine is teacher-forced with llama.cpp's greedy ids.
+//! Tolerance: every llama.cpp top-20 logit within [`TOL`] ([`TOL_LOW_BIT`]
+//! for Q1_0 and Q2_0), and the same greedy token wherever llama.cpp's top-2
+//! gap is at least [`MIN_GAP`]. The engine is teacher-forced with
+//! llama.cpp's greedy ids.
 
 mod common;
 #[path = "qwen35/gen.rs"]
@@ -21,6 +23,26 @@ use shohin_gguf::{GgmlType, GgufFile, GgufWriter, Value, ValueType};
 
 const TOL: f64 = 0.1;
 const MIN_GAP: f64 = 0.02;
+
+/// The Q1_0 and Q2_0 models' logits have std ~3 (Q8_0's ~1), and every
+/// last-bit difference that moves a Q8_0 activation across a rounding
+/// boundary moves them in proportion. Their 12-token prompts match
+/// llama.cpp bit for bit (the kernels are the same), but over 300 tokens
+/// DeltaNet's chunked and recurrent forms round differently, and the noise
+/// of that alone is above 0.1 (measured on the 300-token prompt, top 20):
+/// llama.cpp token by token vs batched 0.058 (Q1_0) and 0.062 (Q2_0);
+/// shohin token by token vs chunked 0.20 and 0.20; shohin vs llama.cpp,
+/// both token by token, 0.115 and 0.090; and the Q8_0 model given the same
+/// logit scale (output gain 3) is 0.103 from llama.cpp. Measured here:
+/// 0.16 (Q1_0 long), 0.13 (Q2_0 long), 0.17 (Q2_0 turn2).
+const TOL_LOW_BIT: f64 = 0.25;
+
+fn tol(model: &str) -> f64 {
+    match model {
+        "q1_0" | "q2_0" => TOL_LOW_BIT,
+        _ => TOL,
+    }
+}
 
 fn goldens() -> Json {
     let p = concat!(
@@ -63,7 +85,7 @@ fn ids(v: &Json) -> Vec<u32> {
 
 /// Compare `logits` with one golden step; returns the max |dlogit| over
 /// llama.cpp's top 20.
-fn compare(what: &str, logits: &[f32], step: &Json) -> f64 {
+fn compare(what: &str, tol: f64, logits: &[f32], step: &Json) -> f64 {
     let top = ids(&step["top_ids"]);
     let want: Vec<f64> = step["top_logits"]
         .as_array()
@@ -75,7 +97,7 @@ fn compare(what: &str, logits: &[f32], step: &Json) -> f64 {
     for (&id, &w) in top.iter().zip(&want) {
         let d = (f64::from(logits[id as usize]) - w).abs();
         assert!(
-            d < TOL,
+            d < tol,
             "{what}: token {id}: {} vs llama.cpp {w}",
             logits[id as usize]
         );
@@ -88,12 +110,12 @@ fn compare(what: &str, logits: &[f32], step: &Json) -> f64 {
 }
 
 /// After `s` evaluated a case's ids: every step, teacher-forced.
-fn follow(what: &str, s: &mut Session<'_>, case: &Json) -> f64 {
+fn follow(what: &str, tol: f64, s: &mut Session<'_>, case: &Json) -> f64 {
     let greedy = ids(&case["greedy"]);
     let steps = case["steps"].as_array().unwrap();
     let mut max = 0.0f64;
     for (i, step) in steps.iter().enumerate() {
-        max = max.max(compare(&format!("{what} step {i}"), s.logits(), step));
+        max = max.max(compare(&format!("{what} step {i}"), tol, s.logits(), step));
         if let Some(&t) = greedy.get(i) {
             s.step(t).unwrap();
         }
@@ -108,7 +130,7 @@ fn prompts_match_llama_cpp() {
             let c = &g[case];
             let mut s = Session::new(&m, 1024);
             s.prompt(&ids(&c["ids"])).unwrap();
-            let max = follow(&format!("{name} {case}"), &mut s, c);
+            let max = follow(&format!("{name} {case}"), tol(name), &mut s, c);
             eprintln!("{name} {case}: max |dlogit| {max:.4}");
         }
     }
@@ -138,7 +160,7 @@ fn second_turn_matches_llama_cpp() {
         assert!(common > first["ids"].as_array().unwrap().len() && common < s.tokens().len());
         s.truncate(common);
         s.prompt(&full[common..]).unwrap();
-        let max = follow(&format!("{name} turn2"), &mut s, turn2);
+        let max = follow(&format!("{name} turn2"), tol(name), &mut s, turn2);
         eprintln!("{name} turn2: max |dlogit| {max:.4}");
     }
 }
@@ -156,7 +178,9 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// bounds them); where such a bit moves an activation across an F16 / Q8_0
 /// rounding boundary of the next matmul the logits move a little more
 /// (measured: F16 model 0.016 on logits of ~30, Q8_0 model 0; with the
-/// recurrence for prompts too both are 0, so nothing else differs).
+/// recurrence for prompts too both are 0, so nothing else differs). The
+/// Q1_0 and Q2_0 models amplify such bits more (logits of std ~3; see
+/// [`TOL_LOW_BIT`]): measured 0.20 for both, held to 0.3.
 #[test]
 fn decode_by_token_equals_chunked_prompt() {
     for (name, ty, tied) in gen::MODELS {
@@ -171,7 +195,8 @@ fn decode_by_token_equals_chunked_prompt() {
         }
         let d = max_diff(a.logits(), b.logits());
         eprintln!("{name}: decode vs chunked prompt: max |dlogit| {d:.2e}");
-        assert!(d < 0.05, "{name}: {d}");
+        let bound = if tol(name) > TOL { 0.3 } else { 0.05 };
+        assert!(d < bound, "{name}: {d}");
     }
 }
 

@@ -6,7 +6,10 @@
 # the top-20 logits after the prompt and after each greedy token. Cases:
 # `short` (12 tokens), `long` (300: five DeltaNet chunks), `turn2` (short,
 # 4 of its greedy tokens, then 15 new ones, evaluated from scratch: what a
-# second chat turn that reuses the first must match). Not run in CI.
+# second chat turn that reuses the first must match). The models are those
+# of gen::MODELS (F16, Q8_0, Q1_0 = type 41, g64 Q2_0 = type 42), in that
+# order: adding one appends its entry and leaves the others byte-identical.
+# Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 PEER=$(bash ../shared/peer/build-llama-cpp.sh)

@@ -20,9 +20,13 @@ pub const N_V_HEADS: usize = 4;
 pub const D_CONV: usize = 4;
 
 /// The models: all matrices in one type; `tied` shares token_embd as output.
-pub const MODELS: [(&str, GgmlType, bool); 2] = [
+/// Q1_0 (type 41) and g64 Q2_0 (type 42) are Bonsai 2's 1-bit and ternary
+/// types, encoded by shohin_quant's reference quantizers (llama.cpp's).
+pub const MODELS: [(&str, GgmlType, bool); 4] = [
     ("f16", GgmlType::F16, true),
     ("q8_0", GgmlType::Q8_0, false),
+    ("q1_0", GgmlType::Q1_0, false),
+    ("q2_0", GgmlType::Q2_0, false),
 ];
 
 /// splitmix64: a tiny, fixed generator (no crate version can change it).
@@ -130,15 +134,22 @@ pub fn build(ty: GgmlType, tied: bool) -> Vec<u8> {
     };
     // Small embeddings so that the layers, not the token's own row, drive
     // the output. Tied: a large output norm spreads the logits (std ~6,
-    // few near-ties). Untied: logits of std ~3, as real models have;
-    // quantized activations make both engines' last bits differ, and this
-    // random model amplifies them in proportion to the logits' scale.
+    // few near-ties). Untied: the output gain sets the logits' std: ~1 for
+    // Q8_0; ~3, as real models have, for Q1_0 and Q2_0 (whose reference
+    // quantizers scale a uniform row's variance by 3/4 and 3/2). Quantized
+    // activations make both engines' last bits differ, and this random
+    // model amplifies them in proportion to the logits' scale.
+    let out_gain = match ty {
+        GgmlType::Q1_0 => 3.5,
+        GgmlType::Q2_0 => 2.5,
+        _ => 1.0,
+    };
     t.matrix("token_embd.weight", N_EMBD, n_vocab, 2.0);
     if tied {
         t.floats("output_norm.weight", &[N_EMBD], 2.5, 3.5);
     } else {
         t.norm("output_norm.weight", N_EMBD);
-        t.matrix("output.weight", N_EMBD, n_vocab, 1.0);
+        t.matrix("output.weight", N_EMBD, n_vocab, out_gain);
     }
     let (kd, vd) = (N_K_HEADS * D_STATE, N_V_HEADS * D_STATE);
     for il in 0..N_LAYER {
