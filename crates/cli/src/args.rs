@@ -78,6 +78,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Quantize a GGUF file like llama-quantize (IN OUT TYPE), byte for byte.
     Quantize(QuantizeArgs),
+    /// Perplexity of a text (llama-perplexity's method), and the KL divergence
+    /// of this model's token distributions against a saved base run.
+    Perplexity(PerplexityArgs),
     /// Convert a Hugging Face checkpoint directory (Qwen3, Qwen2 safetensors) to GGUF.
     Convert(ConvertArgs),
     /// Download a GGUF from the Hugging Face Hub into the cache; prints its path last.
@@ -261,6 +264,42 @@ pub struct QuantizeArgs {
     /// Threads (default: all cores).
     #[arg(short = 't', long = "threads", default_value_t = 0)]
     pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    /// Path to the GGUF model file, or hf:owner/name[:FILE] (Hugging Face Hub).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// The text file to evaluate.
+    #[arg(short = 'f', long = "file", value_name = "TEXT")]
+    pub file: PathBuf,
+    /// Tokens per chunk (each chunk is scored on its second half).
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 512)]
+    pub ctx_size: usize,
+    /// Tokens per engine step: max(1, N / ctx-size) chunks run together
+    /// (llama.cpp's -b; a chunk longer than N runs in pieces of N).
+    #[arg(short = 'b', long = "batch-size", default_value_t = 2048)]
+    pub batch_size: usize,
+    /// Evaluate only the first N chunks (default: all).
+    #[arg(long = "chunks", value_name = "N")]
+    pub chunks: Option<usize>,
+    /// Threads for the CPU backend (default: all cores).
+    #[arg(short = 't', long = "threads", default_value_t = 0)]
+    pub threads: usize,
+    /// Without --kl-divergence: save this model's log-probabilities of every
+    /// scored token to FILE. With it: the base run to compare against.
+    #[arg(long = "kl-divergence-base", value_name = "FILE")]
+    pub kl_divergence_base: Option<PathBuf>,
+    /// Compare against --kl-divergence-base: KL divergence, same top token,
+    /// token probability and PPL ratio statistics (llama-perplexity's).
+    #[arg(long = "kl-divergence")]
+    pub kl_divergence: bool,
+    /// Keep the file's weight layout (no repacking; llama.cpp's --no-repack).
+    #[arg(long = "no-repack", visible_alias = "nr")]
+    pub no_repack: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Args, Debug)]

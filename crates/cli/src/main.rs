@@ -8,6 +8,7 @@ mod convert;
 mod grammar;
 mod info;
 mod load;
+mod perplexity;
 mod pull;
 mod quantize;
 mod run;
@@ -31,6 +32,7 @@ fn main() {
         args::Command::Bench(a) => bench::bench(a),
         args::Command::Serve(a) => serve::serve(a),
         args::Command::Quantize(a) => quantize::quantize(a),
+        args::Command::Perplexity(a) => perplexity::perplexity(a),
         args::Command::Convert(a) => convert::convert(a),
         args::Command::Pull(a) => pull::pull(a),
         args::Command::List(a) => pull::list(a),

@@ -120,6 +120,7 @@ pub fn resolve_model_flags(cmd: &mut Command) -> Result<()> {
         Command::Serve(a) => resolve(&mut a.model.model),
         Command::Tokenize(a) => resolve(&mut a.model),
         Command::Info(a) => resolve(&mut a.model),
+        Command::Perplexity(a) => resolve(&mut a.model),
         Command::Bench(a) => a.model.as_mut().map_or(Ok(()), resolve),
         _ => Ok(()),
     }

@@ -242,6 +242,18 @@ impl Model {
         Ok(())
     }
 
+    /// The logits of `rows` normed final hidden states `h` (`[rows][n_embd]`,
+    /// as `Span::hidden` returns them; transformed in place when the output
+    /// matrix is Hadamard-folded) into `logits` (`[rows][n_vocab]`): the
+    /// output head of [`Self::forward_batch`], for callers that score many
+    /// positions (perplexity).
+    pub fn output_logits(&self, h: &mut [f32], rows: usize, logits: &mut [f32]) {
+        let w = &self.weights;
+        fold_input(&w.output, h);
+        self.backend
+            .matmul(w.output.view(&self.file), h, rows, logits);
+    }
+
     /// One step over several sequences: every span's tokens run through
     /// every layer together (one matrix product per weight for all of
     /// them), each at its own positions and attending over its own cache.
@@ -316,11 +328,9 @@ impl Model {
             t0 += n;
         }
         if rows > 0 {
-            let out = w.output.view(&self.file);
             let Workspace { h, logits, .. } = ws;
-            fold_input(&w.output, &mut h[..rows * d]);
             let l = fit(logits, rows * n_vocab);
-            self.backend.matmul(out, &h[..rows * d], rows, l);
+            self.output_logits(&mut h[..rows * d], rows, l);
             let mut r = 0;
             for sp in spans.iter_mut() {
                 if let Some(dst) = sp.logits.as_deref_mut() {
