@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::{check_model, parse_generation, Flavor, MAX_STOP};
 use crate::responses::text_parts;
 use crate::state::AppState;
-use crate::tools::{self, Tool, ToolChoice};
+use crate::tools::{self, ToolChoice};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -160,46 +160,26 @@ fn parse_stops(f: &Fields<'_>) -> ApiResult<Vec<String>> {
 /// `tools` (`{"name", "description", "input_schema"}`) and `tool_choice`
 /// (`{"type": "auto"|"any"|"tool"|"none", "name", "disable_parallel_tool_use"}`).
 fn parse_tools(f: &Fields<'_>) -> ApiResult<tools::Tools> {
-    let mut list: Vec<Tool> = Vec::new();
-    match f.get("tools") {
-        None => {}
-        Some(Value::Array(a)) => {
-            for (i, t) in a.iter().enumerate() {
-                let p = format!("tools[{i}]");
-                let Value::Object(o) = t else {
-                    return Err(ApiError::invalid(
-                        p.clone(),
-                        format!("'{p}' must be an object, got {}", type_name(t)),
-                    ));
-                };
-                let tf = Fields::nested(o, p);
-                match tf.str("type")? {
-                    None | Some("custom") => {}
-                    Some(other) => {
-                        return Err(ApiError::invalid(
-                            tf.name("type"),
-                            format!("tools of type '{other}' are not supported; only client tools with an input_schema"),
-                        ))
-                    }
-                }
-                if tf.get("input_schema").is_none() {
-                    return Err(ApiError::invalid(
-                        tf.name("input_schema"),
-                        format!("'{}' is required", tf.name("input_schema")),
-                    ));
-                }
-                let mut tool = tools::tool_from(&tf)?;
-                tool.parameters = tools::parameters_of(&tf, "input_schema")?;
-                list.push(tool);
+    let list = tools::parse_list(f.get("tools"), |tf| {
+        match tf.str("type")? {
+            None | Some("custom") => {}
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    tf.name("type"),
+                    format!("tools of type '{other}' are not supported; only client tools with an input_schema"),
+                ))
             }
         }
-        Some(v) => {
+        if tf.get("input_schema").is_none() {
             return Err(ApiError::invalid(
-                "tools",
-                format!("'tools' must be an array, got {}", type_name(v)),
-            ))
+                tf.name("input_schema"),
+                format!("'{}' is required", tf.name("input_schema")),
+            ));
         }
-    }
+        let mut tool = tools::tool_from(tf)?;
+        tool.parameters = tools::parameters_of(tf, "input_schema")?;
+        Ok(tool)
+    })?;
     let mut parallel = true;
     let choice = match f.object("tool_choice")? {
         None => ToolChoice::Auto,

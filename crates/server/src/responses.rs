@@ -14,7 +14,7 @@ use crate::conversation::{self, Conversation};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{check_model, parse_generation, Flavor, MAX_TOKENS_LIMIT};
 use crate::state::AppState;
-use crate::tools::{self, Tool, ToolChoice};
+use crate::tools::{self, ToolChoice};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -182,58 +182,14 @@ fn parse_format(tf: &Map<String, Value>) -> ApiResult<Option<(GrammarSpec, &'sta
 /// `tools` (`{"type": "function", "name", "description", "parameters",
 /// "strict"}`), `tool_choice` and `parallel_tool_calls`.
 fn parse_tools(f: &Fields<'_>) -> ApiResult<tools::Tools> {
-    let mut list: Vec<Tool> = Vec::new();
-    match f.get("tools") {
-        None => {}
-        Some(Value::Array(a)) => {
-            for (i, t) in a.iter().enumerate() {
-                let p = format!("tools[{i}]");
-                let Value::Object(o) = t else {
-                    return Err(ApiError::invalid(
-                        p.clone(),
-                        format!("'{p}' must be an object, got {}", type_name(t)),
-                    ));
-                };
-                let tf = Fields::nested(o, p);
-                match tf.str("type")? {
-                    Some("function") => {}
-                    Some(other) => {
-                        return Err(ApiError::invalid(
-                            tf.name("type"),
-                            format!("tools of type '{other}' are not supported; only 'function'"),
-                        ))
-                    }
-                    None => {
-                        return Err(ApiError::invalid(
-                            tf.name("type"),
-                            format!("'{}' is required", tf.name("type")),
-                        ))
-                    }
-                }
-                tf.bool("strict")?;
-                list.push(tools::tool_from(&tf)?);
-            }
-        }
-        Some(v) => {
-            return Err(ApiError::invalid(
-                "tools",
-                format!("'tools' must be an array, got {}", type_name(v)),
-            ))
-        }
-    }
+    let list = tools::parse_list(f.get("tools"), |tf| {
+        tools::require_type(tf, "function")?;
+        tf.bool("strict")?;
+        tools::tool_from(tf)
+    })?;
     let choice = match f.get("tool_choice") {
         None => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
-            "none" => ToolChoice::None,
-            "auto" => ToolChoice::Auto,
-            "required" => ToolChoice::Required,
-            other => {
-                return Err(ApiError::invalid(
-                    "tool_choice",
-                    format!("'tool_choice' = '{other}' is not one of none, auto, required"),
-                ))
-            }
-        },
+        Some(Value::String(s)) => tools::choice_of(s)?,
         Some(Value::Object(o)) => {
             let cf = Fields::nested(o, "tool_choice");
             match (cf.str("type")?, cf.str("name")?) {

@@ -154,66 +154,86 @@ pub fn parameters_of(f: &Fields<'_>, key: &str) -> ApiResult<Value> {
     }
 }
 
-/// OpenAI chat's `tools` (`[{"type": "function", "function": {...}}]`),
-/// `tool_choice` and `parallel_tool_calls`.
-pub fn parse_openai(f: &Fields<'_>) -> ApiResult<Tools> {
-    let mut tools = Vec::new();
-    match f.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) => {
-            for (i, t) in a.iter().enumerate() {
-                let p = format!("tools[{i}]");
-                let Value::Object(o) = t else {
-                    return Err(ApiError::invalid(
-                        p.clone(),
-                        format!("'{p}' must be an object, got {}", type_name(t)),
-                    ));
-                };
-                let tf = Fields::nested(o, p.clone());
-                match tf.str("type")? {
-                    Some("function") => {}
-                    Some(other) => {
-                        return Err(ApiError::invalid(
-                            tf.name("type"),
-                            format!("tools of type '{other}' are not supported; only 'function'"),
-                        ))
-                    }
-                    None => {
-                        return Err(ApiError::invalid(
-                            tf.name("type"),
-                            format!("'{}' is required", tf.name("type")),
-                        ))
-                    }
-                }
-                let func = tf.object("function")?.ok_or_else(|| {
-                    ApiError::invalid(
-                        tf.name("function"),
-                        format!("'{}' is required", tf.name("function")),
-                    )
-                })?;
-                tools.push(tool_from(&Fields::nested(func, tf.name("function")))?);
-            }
-        }
+/// A `tools` array (absent: no tools): each entry an object, read by `one`
+/// with its fields named `tools[i].…`. Shared by the chat, Responses and
+/// Anthropic shapes, which differ only in what one entry holds.
+pub fn parse_list(
+    listed: Option<&Value>,
+    one: impl Fn(&Fields<'_>) -> ApiResult<Tool>,
+) -> ApiResult<Vec<Tool>> {
+    let a = match listed {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
         Some(v) => {
             return Err(ApiError::invalid(
                 "tools",
                 format!("'tools' must be an array, got {}", type_name(v)),
             ))
         }
+    };
+    a.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let p = format!("tools[{i}]");
+            let Value::Object(o) = t else {
+                return Err(ApiError::invalid(
+                    p.clone(),
+                    format!("'{p}' must be an object, got {}", type_name(t)),
+                ));
+            };
+            one(&Fields::nested(o, p))
+        })
+        .collect()
+}
+
+/// A tool entry's `type`, which must be given and be `want`.
+pub fn require_type(tf: &Fields<'_>, want: &str) -> ApiResult<()> {
+    match tf.str("type")? {
+        Some(t) if t == want => Ok(()),
+        Some(other) => Err(ApiError::invalid(
+            tf.name("type"),
+            format!("tools of type '{other}' are not supported; only '{want}'"),
+        )),
+        None => Err(ApiError::invalid(
+            tf.name("type"),
+            format!("'{}' is required", tf.name("type")),
+        )),
     }
+}
+
+/// OpenAI's string `tool_choice` (chat and Responses).
+pub fn choice_of(s: &str) -> ApiResult<ToolChoice> {
+    match s {
+        "none" => Ok(ToolChoice::None),
+        "auto" => Ok(ToolChoice::Auto),
+        "required" => Ok(ToolChoice::Required),
+        other => Err(ApiError::invalid(
+            "tool_choice",
+            format!("'tool_choice' = '{other}' is not one of none, auto, required"),
+        )),
+    }
+}
+
+/// OpenAI chat's `tools` (`[{"type": "function", "function": {...}}]`),
+/// `tool_choice` and `parallel_tool_calls`.
+pub fn parse_openai(f: &Fields<'_>) -> ApiResult<Tools> {
+    let listed = match f.get("tools") {
+        Some(Value::Null) => None,
+        v => v,
+    };
+    let tools = parse_list(listed, |tf| {
+        require_type(tf, "function")?;
+        let func = tf.object("function")?.ok_or_else(|| {
+            ApiError::invalid(
+                tf.name("function"),
+                format!("'{}' is required", tf.name("function")),
+            )
+        })?;
+        tool_from(&Fields::nested(func, tf.name("function")))
+    })?;
     let choice = match f.get("tool_choice") {
         None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
-            "none" => ToolChoice::None,
-            "auto" => ToolChoice::Auto,
-            "required" => ToolChoice::Required,
-            other => {
-                return Err(ApiError::invalid(
-                    "tool_choice",
-                    format!("'tool_choice' = '{other}' is not one of none, auto, required"),
-                ))
-            }
-        },
+        Some(Value::String(s)) => choice_of(s)?,
         Some(Value::Object(o)) => {
             let cf = Fields::nested(o, "tool_choice");
             let name = cf
