@@ -62,7 +62,7 @@
 //! are the same whatever its f32 order.)
 
 use crate::q8_0r;
-use crate::tq1_0::{pack, trit};
+use crate::tq1_0::{pack, unpack_runs};
 use half::f16;
 
 /// Weights per block (`QK_PTQ1_0`).
@@ -82,23 +82,7 @@ const STAGES: [(usize, usize); 2] = [(0, 16), (16, 8)];
 /// 242 decode to whatever the C formula gives, always a digit 0..=2).
 fn unpack(blk: &[u8]) -> [i8; QK] {
     let mut w = [0i8; QK];
-    let mut o = 0;
-    for (start, run) in STAGES {
-        for n in 0..5 {
-            for m in 0..run {
-                w[o] = trit(blk[start + m], n);
-                o += 1;
-            }
-        }
-    }
-    let qh = &blk[QS_BYTES..D_AT];
-    for n in 0..4 {
-        for &b in qh {
-            w[o] = trit(b, n);
-            o += 1;
-        }
-    }
-    debug_assert_eq!(o, QK);
+    unpack_runs(blk, &STAGES, QS_BYTES..D_AT, &mut w);
     w
 }
 
@@ -186,6 +170,7 @@ pub fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tq1_0::trit;
 
     /// The f16 bits of 0.5 (sign 0, exponent 14, mantissa 0), by hand.
     const HALF: [u8; 2] = [0x00, 0x38];

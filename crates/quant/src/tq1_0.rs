@@ -60,28 +60,39 @@ pub(crate) fn trit(byte: u8, n: usize) -> i8 {
 /// above 242 in a byte decode to whatever the C formula gives).
 fn unpack(blk: &[u8]) -> [i8; QK] {
     let mut w = [0i8; QK];
+    // runs of 32 bytes, then runs of 16
+    let runs = [(0, QS_RUN32), (QS_RUN32, QS_BYTES - QS_RUN32)];
+    unpack_runs(blk, &runs, QS_BYTES..QS_BYTES + QH_BYTES, &mut w);
+    w
+}
+
+/// The trit codec's weight order, shared with PTQ1_0 (which has other
+/// runs): for each run `(first byte, bytes)` of `qs`, digit n of byte
+/// `first + m` is the next weight for n in 0..5, m in 0..bytes (weight
+/// `base + n * bytes + m`); then digit n of every `qh` byte, n in 0..4.
+/// Fills all of `w`.
+pub(crate) fn unpack_runs(
+    blk: &[u8],
+    runs: &[(usize, usize)],
+    qh: std::ops::Range<usize>,
+    w: &mut [i8],
+) {
     let mut o = 0;
-    // runs of 32 bytes, then runs of 16: trit n of byte m is weight
-    // base + n * run + m
-    for (start, end, run) in [(0, QS_RUN32, 32), (QS_RUN32, QS_BYTES, 16)] {
-        for j in (start..end).step_by(run) {
-            for n in 0..5 {
-                for m in 0..run {
-                    w[o] = trit(blk[j + m], n);
-                    o += 1;
-                }
+    for &(start, run) in runs {
+        for n in 0..5 {
+            for m in 0..run {
+                w[o] = trit(blk[start + m], n);
+                o += 1;
             }
         }
     }
-    let qh = &blk[QS_BYTES..QS_BYTES + QH_BYTES];
     for n in 0..4 {
-        for &b in qh {
+        for &b in &blk[qh.clone()] {
             w[o] = trit(b, n);
             o += 1;
         }
     }
-    debug_assert_eq!(o, QK);
-    w
+    debug_assert_eq!(o, w.len());
 }
 
 /// The codes (trit + 1: 0..=2) of a block's 256 weights, in weight order
