@@ -14,12 +14,12 @@ mod common;
 #[path = "qwen35/gen.rs"]
 mod gen;
 
-use common::argmax;
+use common::{argmax, load_error_after_edit, set, Tensors};
 use serde_json::Value as Json;
 use shohin_engine::backend::cpu::CpuBackend;
 use shohin_engine::model::Model;
 use shohin_engine::session::Session;
-use shohin_gguf::{GgmlType, GgufFile, GgufWriter, Value, ValueType};
+use shohin_gguf::{GgufFile, Value, ValueType};
 
 const TOL: f64 = 0.1;
 const MIN_GAP: f64 = 0.02;
@@ -327,44 +327,12 @@ fn scheduler_batches_and_reuses_on_qwen35() {
 
 /// The error `Model::load` gives for the F16 model after `edit` changed
 /// its metadata and tensor list.
-type Tensors = Vec<(String, Vec<u64>, GgmlType, Vec<u8>)>;
 type Edit = Box<dyn Fn(&mut Vec<(String, Value)>, &mut Tensors)>;
 
 fn load_edited(edit: impl FnOnce(&mut Vec<(String, Value)>, &mut Tensors)) -> String {
     let (_, ty, tied) = gen::MODELS[0];
     let src = GgufFile::from_bytes(gen::build(ty, tied)).unwrap();
-    let mut meta = src.metadata().to_vec();
-    let mut tensors: Vec<_> = src
-        .tensors()
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                t.dims.clone(),
-                t.ggml_type,
-                src.tensor_data(t).to_vec(),
-            )
-        })
-        .collect();
-    edit(&mut meta, &mut tensors);
-    let mut w = GgufWriter::new(meta);
-    for (name, dims, ty, data) in tensors {
-        w.add_tensor(name, dims, ty, data);
-    }
-    let mut bytes = Vec::new();
-    w.write_to(&mut bytes).unwrap();
-    match Model::load(
-        GgufFile::from_bytes(bytes).unwrap(),
-        Box::new(CpuBackend::new(1).unwrap()),
-    ) {
-        Ok(_) => panic!("the edited model loaded"),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn set(meta: &mut [(String, Value)], key: &str, v: Value) {
-    let slot = meta.iter_mut().find(|(k, _)| k == key).unwrap();
-    slot.1 = v;
+    load_error_after_edit(&src, edit)
 }
 
 /// Bad qwen35 hyperparameters and tensors: a clear error naming the key

@@ -195,43 +195,9 @@ fn tq2_0_matches_f64_reference() {
 
 /// The error `Model::load` gives for `q1_0_gqa_wide.gguf` after `edit` changed
 /// its metadata and tensor list (name, dims, type, bytes).
-fn load_edited(
-    edit: impl FnOnce(&mut Vec<(String, Value)>, &mut Vec<(String, Vec<u64>, GgmlType, Vec<u8>)>),
-) -> String {
+fn load_edited(edit: impl FnOnce(&mut Vec<(String, Value)>, &mut Tensors)) -> String {
     let src = GgufFile::open(&synth("q1_0_gqa_wide.gguf")).unwrap();
-    let mut meta = src.metadata().to_vec();
-    let mut tensors: Vec<_> = src
-        .tensors()
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                t.dims.clone(),
-                t.ggml_type,
-                src.tensor_data(t).to_vec(),
-            )
-        })
-        .collect();
-    edit(&mut meta, &mut tensors);
-    let mut w = GgufWriter::new(meta);
-    for (name, dims, ty, data) in tensors {
-        w.add_tensor(name, dims, ty, data);
-    }
-    let mut bytes = Vec::new();
-    w.write_to(&mut bytes).unwrap();
-    let file = GgufFile::from_bytes(bytes).unwrap();
-    match Model::load(file, Box::new(CpuBackend::new(1).unwrap())) {
-        Ok(_) => panic!("the edited model loaded"),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn set(meta: &mut [(String, Value)], key: &str, v: Value) {
-    let slot = meta
-        .iter_mut()
-        .find(|(k, _)| k == key)
-        .unwrap_or_else(|| panic!("no key {key}"));
-    slot.1 = v;
+    load_error_after_edit(&src, edit)
 }
 
 fn assert_mentions(err: &str, parts: &[&str]) {
