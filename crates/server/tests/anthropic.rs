@@ -7,28 +7,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn sse_events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut name = None;
-            let mut data = None;
-            for line in e.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = Some(n.to_string());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str::<Value>(d).expect("JSON data"));
-                } else {
-                    panic!("unexpected SSE line {line:?}");
-                }
-            }
-            let (name, data) = (name.expect("event:"), data.expect("data:"));
-            assert_eq!(data["type"], name.as_str(), "{data}");
-            (name, data)
-        })
-        .collect()
-}
-
 /// Asserts Anthropic's error shape and status; the message names `param`.
 fn anthropic_error(r: &Reply, status: u16, kind: &str, param: &str) {
     assert_eq!(r.status.as_u16(), status, "{}", r.text());
@@ -419,40 +397,8 @@ async fn reasoning_becomes_a_thinking_block_whole_and_streamed() {
 /// A client that goes away (whole or streamed) cancels its request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_away_frees_its_slot() {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let st = state();
-    let r = router(&st);
-    let idle = || async {
-        let t = std::time::Instant::now();
-        while st.engine.stats().active_slots > 0 {
-            assert!(t.elapsed().as_secs() < 10, "the slot was never freed");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    for stream in [false, true] {
-        let req = axum::http::Request::post("/v1/messages")
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(
-                json!({"max_tokens": 100000, "ignore_eos": true, "stream": stream, "messages": [{"role": "user", "content": "Tell a long story"}]}).to_string(),
-            ))
-            .unwrap();
-        let call = r.clone().oneshot(req);
-        if stream {
-            let resp = call.await.unwrap();
-            let mut body = resp.into_body();
-            // Read until tokens flow, then hang up.
-            body.frame().await.unwrap().unwrap();
-            let t = std::time::Instant::now();
-            while st.engine.stats().active_slots == 0 {
-                assert!(t.elapsed().as_secs() < 10, "never started");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            drop(body);
-        } else {
-            let gone = tokio::time::timeout(std::time::Duration::from_millis(500), call).await;
-            assert!(gone.is_err(), "a 100000-token answer came back");
-        }
-        idle().await;
-    }
+    assert_hangup_frees_the_slot("/v1/messages", |stream| {
+        json!({"max_tokens": 100000, "ignore_eos": true, "stream": stream, "messages": [{"role": "user", "content": "Tell a long story"}]})
+    })
+    .await;
 }

@@ -144,3 +144,68 @@ pub fn sse_data(body: &str) -> Vec<String> {
     }
     out
 }
+
+/// `(event, data)` of each named SSE event (`event:` + `data:` lines, as
+/// the Responses and Anthropic endpoints send them); asserts `event:`
+/// matches `data.type`.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = None;
+            let mut data = None;
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str::<Value>(d).expect("JSON data"));
+                } else {
+                    panic!("unexpected SSE line {line:?}");
+                }
+            }
+            let (name, data) = (name.expect("event:"), data.expect("data:"));
+            assert_eq!(data["type"], name.as_str(), "{data}");
+            (name, data)
+        })
+        .collect()
+}
+
+/// A client that goes away cancels its request: for a long answer at
+/// `path`, whole (`body(false)`: the handler future is dropped) and streamed
+/// (`body(true)`: the body is dropped after its first frame), the slot is
+/// freed within 10 s.
+pub async fn assert_hangup_frees_the_slot(path: &str, body: impl Fn(bool) -> Value) {
+    use http_body_util::BodyExt;
+    let st = state();
+    let r = router(&st);
+    let idle = || async {
+        let t = std::time::Instant::now();
+        while st.engine.stats().active_slots > 0 {
+            assert!(t.elapsed().as_secs() < 10, "the slot was never freed");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    for stream in [false, true] {
+        let req = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body(stream).to_string()))
+            .unwrap();
+        let call = r.clone().oneshot(req);
+        if stream {
+            let resp = call.await.unwrap();
+            let mut body = resp.into_body();
+            // Read until tokens flow, then hang up.
+            body.frame().await.unwrap().unwrap();
+            let t = std::time::Instant::now();
+            while st.engine.stats().active_slots == 0 {
+                assert!(t.elapsed().as_secs() < 10, "never started");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            drop(body);
+        } else {
+            let gone = tokio::time::timeout(std::time::Duration::from_millis(500), call).await;
+            assert!(gone.is_err(), "a 100000-token answer came back");
+        }
+        idle().await;
+    }
+}
