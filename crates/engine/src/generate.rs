@@ -99,6 +99,10 @@ pub struct Next {
     /// `Some` when the generation is over; `id` is then not to be
     /// evaluated (it may be the end-of-generation token).
     pub finish: Option<FinishReason>,
+    /// With `finish: Some(Stop)`: the index in `GenParams::stop` of the stop
+    /// string that ended the generation (`None`: an end-of-generation token
+    /// or the grammar's end).
+    pub stop_sequence: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -180,11 +184,12 @@ impl Generator {
                 text,
                 logprob,
                 finish: Some(FinishReason::Stop),
+                stop_sequence: None,
             });
         }
         let piece = self.dec.push(tok, id)?;
         self.held.push_str(&piece);
-        if let Some(cut) = self.first_stop() {
+        if let Some((cut, which)) = self.first_stop() {
             self.held.truncate(cut);
             let text = std::mem::take(&mut self.held);
             return Ok(Next {
@@ -192,6 +197,7 @@ impl Generator {
                 text,
                 logprob,
                 finish: Some(FinishReason::Stop),
+                stop_sequence: Some(which),
             });
         }
         if grammar_done {
@@ -201,6 +207,7 @@ impl Generator {
                 text,
                 logprob,
                 finish: Some(FinishReason::Stop),
+                stop_sequence: None,
             });
         }
         if self.n >= self.params.max_tokens || !room {
@@ -210,6 +217,7 @@ impl Generator {
                 text,
                 logprob,
                 finish: Some(FinishReason::Length),
+                stop_sequence: None,
             });
         }
         let keep = self.stop_prefix_len();
@@ -220,6 +228,7 @@ impl Generator {
             text,
             logprob,
             finish: None,
+            stop_sequence: None,
         })
     }
 
@@ -228,13 +237,13 @@ impl Generator {
     pub fn finish_text(&mut self) -> String {
         let mut t = std::mem::take(&mut self.held);
         t.push_str(&self.dec.flush());
-        if let Some(cut) = first_stop(&t, &self.params.stop) {
+        if let Some((cut, _)) = first_stop(&t, &self.params.stop) {
             t.truncate(cut);
         }
         t
     }
 
-    fn first_stop(&self) -> Option<usize> {
+    fn first_stop(&self) -> Option<(usize, usize)> {
         first_stop(&self.held, &self.params.stop)
     }
 
@@ -255,11 +264,13 @@ impl Generator {
     }
 }
 
-/// Byte offset of the earliest stop string in `text`.
-fn first_stop(text: &str, stop: &[String]) -> Option<usize> {
+/// Byte offset of the earliest stop string in `text`, and its index in
+/// `stop`.
+fn first_stop(text: &str, stop: &[String]) -> Option<(usize, usize)> {
     stop.iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty())
+        .filter_map(|(i, s)| text.find(s.as_str()).map(|at| (at, i)))
         .min()
 }
 
@@ -314,7 +325,7 @@ mod tests {
     #[test]
     fn first_stop_finds_the_earliest() {
         let stop = vec!["END".to_string(), "x".to_string(), String::new()];
-        assert_eq!(first_stop("abcENDx", &stop), Some(3));
+        assert_eq!(first_stop("abcENDx", &stop), Some((3, 0)));
         assert_eq!(first_stop("abc", &stop), None);
     }
 

@@ -100,11 +100,6 @@ async fn handle(st: Arc<AppState>, body: serde_json::Map<String, Value>) -> ApiR
         return Err(ApiError::invalid("n", "'n' is not a Messages field"));
     }
     let stops = parse_stops(&f)?;
-    if !stops.is_empty() {
-        // The last token's id tells an end-of-generation token from a stop
-        // sequence (the turn passes ids with log-probabilities).
-        g.params.logprobs.get_or_insert(0);
-    }
     g.params.stop = stops.clone();
     let conv = Conversation {
         messages,
@@ -112,7 +107,7 @@ async fn handle(st: Arc<AppState>, body: serde_json::Map<String, Value>) -> ApiR
         enable_thinking,
     };
     let started = conversation::start(&st, conv, g, "messages").await?;
-    let out = output::Output::new(st.model_id.clone(), stops, st.tokenizer.clone());
+    let out = output::Output::new(st.model_id.clone(), stops);
     if started.stream {
         return Ok(output::stream(out, started.turn).into_response());
     }

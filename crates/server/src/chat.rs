@@ -195,7 +195,7 @@ impl ChatStream {
                     self.chunk(index, json!({"content": ""}), lp, Value::Null);
                 }
             }
-            TurnEvent::Finish { index, reason } => {
+            TurnEvent::Finish { index, reason, .. } => {
                 self.chunk(index, json!({}), Value::Null, Value::from(reason.openai()));
             }
             TurnEvent::Done(u) => {

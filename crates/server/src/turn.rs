@@ -58,6 +58,8 @@ pub enum TurnEvent {
     Finish {
         index: usize,
         reason: Finish,
+        /// The index of the request's stop string that ended the choice.
+        stop_sequence: Option<usize>,
     },
     Done(Usage),
 }
@@ -143,7 +145,11 @@ impl Turn {
                         Some(FinishReason::Stop) => Some(Finish::Stop),
                     };
                     if let Some(reason) = reason {
-                        self.queue.push_back(TurnEvent::Finish { index, reason });
+                        self.queue.push_back(TurnEvent::Finish {
+                            index,
+                            reason,
+                            stop_sequence: next.stop_sequence,
+                        });
                     }
                 }
                 Some(Event::Done(u)) => {
@@ -226,7 +232,7 @@ pub async fn collect(mut turn: Turn, n: usize) -> ApiResult<(Vec<ChoiceOut>, Usa
                     c.apply(p);
                 }
             }
-            TurnEvent::Finish { index, reason } => out[index].finish = reason,
+            TurnEvent::Finish { index, reason, .. } => out[index].finish = reason,
             TurnEvent::Done(u) => return Ok((out, u)),
         }
     }

@@ -151,6 +151,7 @@ impl State<'_> {
                             text: String::new(),
                             logprob: None,
                             finish: Some(FinishReason::Cancelled),
+                            stop_sequence: None,
                         },
                     });
                 }

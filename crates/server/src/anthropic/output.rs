@@ -8,10 +8,8 @@ use crate::turn::{call_id, shutting_down, Finish, Piece, Turn, TurnEvent};
 use axum::response::sse::{Event as SseEvent, Sse};
 use serde_json::{json, Value};
 use shohin_engine::scheduler::Usage;
-use shohin_tokenizer::Tokenizer;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -29,17 +27,15 @@ pub struct Output {
     open: Option<Open>,
     stop_reason: &'static str,
     stop_sequence: Option<String>,
-    /// The request's stop sequences, and (when there are any) the sampled
-    /// ids, to tell which ended the turn.
+    /// The request's stop sequences (the engine reports which one ended
+    /// the turn by its index).
     stops: Vec<String>,
-    ids: Vec<u32>,
-    tokenizer: Arc<Tokenizer>,
     stream: bool,
     events: VecDeque<(&'static str, Value)>,
 }
 
 impl Output {
-    pub fn new(model: String, stops: Vec<String>, tokenizer: Arc<Tokenizer>) -> Self {
+    pub fn new(model: String, stops: Vec<String>) -> Self {
         Self {
             id: format!("msg_{:032x}", rand::random::<u128>()),
             model,
@@ -49,8 +45,6 @@ impl Output {
             stop_reason: "end_turn",
             stop_sequence: None,
             stops,
-            ids: Vec::new(),
-            tokenizer,
             stream: false,
             events: VecDeque::new(),
         }
@@ -142,34 +136,19 @@ impl Output {
         self.emit("content_block_stop", json!({"index": index}));
     }
 
-    fn finish(&mut self, reason: Finish) {
+    fn finish(&mut self, reason: Finish, stop_sequence: Option<usize>) {
         self.close();
         self.stop_reason = match reason {
             Finish::ToolCalls => "tool_use",
             Finish::Length => "max_tokens",
-            Finish::Stop => match self.matched_stop() {
+            Finish::Stop => match stop_sequence.and_then(|i| self.stops.get(i)) {
                 Some(s) => {
-                    self.stop_sequence = Some(s);
+                    self.stop_sequence = Some(s.clone());
                     "stop_sequence"
                 }
                 None => "end_turn",
             },
         };
-    }
-
-    /// The stop sequence that ended the turn: none when the last token is
-    /// an end-of-generation token, else the one found first in the text.
-    fn matched_stop(&self) -> Option<String> {
-        let last = *self.ids.last()?;
-        if self.stops.is_empty() || self.tokenizer.is_eog(last) {
-            return None;
-        }
-        let text = self.tokenizer.decode(&self.ids).ok()?;
-        self.stops
-            .iter()
-            .filter_map(|s| text.find(s.as_str()).map(|at| (at, s)))
-            .min_by_key(|(at, _)| *at)
-            .map(|(_, s)| s.clone())
     }
 
     fn usage(u: &Usage) -> Value {
@@ -200,15 +179,12 @@ impl Output {
 
     fn event(&mut self, e: TurnEvent) -> Option<Usage> {
         match e {
-            TurnEvent::Pieces {
-                pieces, logprob, ..
-            } => {
-                if !self.stops.is_empty() {
-                    self.ids.extend(logprob.map(|l| l.id));
-                }
-                pieces.into_iter().for_each(|p| self.piece(p));
-            }
-            TurnEvent::Finish { reason, .. } => self.finish(reason),
+            TurnEvent::Pieces { pieces, .. } => pieces.into_iter().for_each(|p| self.piece(p)),
+            TurnEvent::Finish {
+                reason,
+                stop_sequence,
+                ..
+            } => self.finish(reason, stop_sequence),
             TurnEvent::Done(u) => return Some(u),
         }
         None
