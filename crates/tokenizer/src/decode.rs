@@ -34,21 +34,28 @@ impl Tokenizer {
     }
 
     /// Bytes of a token sequence (llama.cpp `llama_detokenize(.., remove_special = false,
-    /// unparse_special = special)`), including its `clean_spaces` pass where the
-    /// pre-tokenizer enables it (not for qwen2).
+    /// unparse_special = special)`): with `add_space_prefix` (SentencePiece)
+    /// one leading space of the first token's piece is dropped, and the
+    /// `clean_spaces` pass runs where the vocabulary enables it (gpt-2,
+    /// llama3; not qwen2 or SentencePiece).
     pub fn decode_bytes(&self, ids: &[u32], special: bool) -> Result<Vec<u8>, TokenizerError> {
         let mut out = Vec::new();
-        for &id in ids {
-            out.extend_from_slice(self.piece(id, special)?);
+        for (i, &id) in ids.iter().enumerate() {
+            let piece = self.piece(id, special)?;
+            // llama.cpp passes lstrip = 1 for the first token only, whatever
+            // it renders as (a skipped control token uses the chance up)
+            let strip = i == 0 && self.add_space_prefix && piece.first() == Some(&b' ');
+            out.extend_from_slice(&piece[usize::from(strip)..]);
         }
-        if self.pre.clean_spaces() {
+        if self.clean_spaces {
             clean_spaces(&mut out);
         }
         Ok(out)
     }
 
     /// Text of a token sequence, special tokens rendered as their text.
-    /// Lossless for the output of [`Tokenizer::encode`] (with qwen2); invalid
+    /// Lossless for the output of [`Tokenizer::encode`] with qwen2 and
+    /// SentencePiece (without BOS); invalid
     /// UTF-8 (e.g. a cut multi-byte character) becomes U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         self.decode_with(ids, true)
@@ -108,10 +115,20 @@ fn clean_spaces(text: &mut Vec<u8>) {
 
 /// Turns a stream of token ids into text, emitting only complete UTF-8:
 /// a character split across tokens is held back until its last byte arrives.
+///
+/// By default each token renders as llama.cpp's `llama_token_to_piece`
+/// (lstrip 0), which is what its generation loops print: generated text
+/// continues a prompt, so a SentencePiece token's leading space is kept.
+/// [`StreamDecoder::sequence`] instead follows `llama_detokenize` for a
+/// sequence decoded from its start (the space prefix of the first token
+/// dropped); neither applies `clean_spaces`, which needs look-ahead.
 #[derive(Debug, Clone)]
 pub struct StreamDecoder {
     pending: Vec<u8>,
     special: bool,
+    /// The next push is the sequence's first token and may lose its
+    /// leading space (llama.cpp `remove_space`).
+    strip_first: bool,
 }
 
 impl Default for StreamDecoder {
@@ -131,13 +148,30 @@ impl StreamDecoder {
         StreamDecoder {
             pending: Vec::new(),
             special,
+            strip_first: false,
+        }
+    }
+
+    /// A decoder for a whole sequence from its first token: when the
+    /// vocabulary has `add_space_prefix` (SentencePiece), the leading space
+    /// of the first token is dropped, as [`Tokenizer::decode_with`] does, so
+    /// the pushed output concatenates to its result (for vocabularies
+    /// without `clean_spaces`).
+    pub fn sequence(special: bool) -> Self {
+        StreamDecoder {
+            strip_first: true,
+            ..Self::with_special(special)
         }
     }
 
     /// Add one token; returns the text that became complete (possibly empty).
     /// Byte sequences that can never become valid UTF-8 are replaced by U+FFFD.
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<String, TokenizerError> {
-        self.pending.extend_from_slice(tok.piece(id, self.special)?);
+        let piece = tok.piece(id, self.special)?;
+        let strip = std::mem::take(&mut self.strip_first)
+            && tok.add_space_prefix
+            && piece.first() == Some(&b' ');
+        self.pending.extend_from_slice(&piece[usize::from(strip)..]);
         let mut out = String::new();
         loop {
             match std::str::from_utf8(&self.pending) {

@@ -60,9 +60,26 @@ pub enum TokenizerError {
     #[error("add_{which} is set but the vocabulary has no {which} token id")]
     MissingSpecialForAdd { which: &'static str },
 
-    /// `tokenizer.ggml.pre` names a pre-tokenizer this crate does not implement.
-    #[error("unsupported pre-tokenizer {0:?} (supported: qwen2 and its aliases, gpt-2)")]
+    /// `tokenizer.ggml.pre` names a pre-tokenizer this crate does not implement
+    /// (an absent key reads as `"default"`, as in llama.cpp).
+    #[error(
+        "unsupported pre-tokenizer: tokenizer.ggml.pre = {0:?} (supported: qwen2, \
+         llama3 / llama-bpe / llama-v3, gpt-2, and the names llama.cpp maps to them)"
+    )]
     UnknownPreTokenizer(String),
+
+    /// `tokenizer.ggml.model` names a tokenizer this crate does not implement
+    /// (e.g. "t5", "bert", "rwkv").
+    #[error(
+        "unsupported tokenizer model: tokenizer.ggml.model = {0:?} (supported: \
+         \"gpt2\" byte-level BPE, \"llama\" SentencePiece)"
+    )]
+    UnsupportedModel(String),
+
+    /// `tokenizer.ggml.scores` is non-empty but shorter than the token list
+    /// (llama-vocab.cpp: "Index out of array bounds for scores").
+    #[error("tokenizer.ggml.scores has {n_scores} entries but there are {n_tokens} tokens")]
+    ScoresTooShort { n_scores: usize, n_tokens: usize },
 
     /// A BYTE-type token (type 6) whose text is not `<0xXX>`.
     #[error("token {id} {text:?} has type BYTE but is not of the form <0xXX>")]

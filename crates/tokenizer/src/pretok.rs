@@ -1,8 +1,8 @@
 //! Pre-tokenizers: split raw text into words before byte-level BPE.
 //!
 //! These are hand-written scanners that follow llama.cpp src/unicode.cpp
-//! `unicode_regex_split_custom_qwen2` and `unicode_regex_split_custom_gpt2`
-//! step by step (llama.cpp uses them instead of a regex engine for these
+//! `unicode_regex_split_custom_qwen2`, `unicode_regex_split_custom_llama3`
+//! and `unicode_regex_split_custom_gpt2` step by step (llama.cpp uses them instead of a regex engine for these
 //! patterns), including their small deviations from the regexes, so the word
 //! boundaries are the same as llama.cpp's.
 
@@ -16,9 +16,21 @@ pub enum PreTokenizer {
     /// llama-vocab.cpp `LLAMA_VOCAB_PRE_TYPE_QWEN2`:
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     Qwen2,
+    /// llama-vocab.cpp `LLAMA_VOCAB_PRE_TYPE_LLAMA3` (Llama 3.x, Falcon 3, ...):
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// -- Qwen2's regex with digits in runs of up to three (unicode.cpp's two
+    /// custom splitters differ only there).
+    Llama3,
     /// llama-vocab.cpp `LLAMA_VOCAB_PRE_TYPE_GPT2`:
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)`
     Gpt2,
+    /// llama-vocab.cpp `LLAMA_VOCAB_PRE_TYPE_SMOLLM` (SmolLM, StarCoder,
+    /// Refact, Command-R, ...): two regexes in turn, `\p{N}` (every digit a
+    /// word of its own) and then GPT-2's on each piece between digits
+    /// (unicode.cpp `unicode_regex_split` runs each regex over the pieces
+    /// of the one before, so GPT-2's `\s+(?!\S)` sees a piece's end as the
+    /// end of the text).
+    Smollm,
 }
 
 impl PreTokenizer {
@@ -28,29 +40,72 @@ impl PreTokenizer {
         match name {
             // llama-vocab.cpp: these all select LLAMA_VOCAB_PRE_TYPE_QWEN2
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" => Some(Self::Qwen2),
+            // llama-vocab.cpp: these all select LLAMA_VOCAB_PRE_TYPE_LLAMA3
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "midm-2.0" | "lfm2" | "jina-v5-nano" => Some(Self::Llama3),
             // llama-vocab.cpp: these select LLAMA_VOCAB_PRE_TYPE_GPT2
             "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
             | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert" => Some(Self::Gpt2),
+            // llama-vocab.cpp: LLAMA_VOCAB_PRE_TYPE_SMOLLM, clean_spaces off
+            // (StarCoder and the others sharing its regexes differ in their
+            // flags and are untested, so not mapped).
+            "smollm" => Some(Self::Smollm),
             _ => None,
         }
     }
 
     /// Whether llama.cpp's detokenizer applies `clean_spaces` for this
     /// pre-tokenizer (llama-vocab.cpp sets it false for qwen2, leaves the BPE
-    /// default `true` for gpt-2).
+    /// default `true` for gpt-2 and llama3).
     pub(crate) fn clean_spaces(self) -> bool {
-        matches!(self, Self::Gpt2)
+        matches!(self, Self::Gpt2 | Self::Llama3)
+    }
+
+    /// llama-vocab.cpp sets `ignore_merges` for LLAMA3: a word that is itself
+    /// a token is emitted whole instead of being merged byte by byte (the
+    /// merge order could otherwise reach a different segmentation).
+    pub(crate) fn ignore_merges(self) -> bool {
+        matches!(self, Self::Llama3)
+    }
+
+    /// `add_bos` when `tokenizer.ggml.add_bos_token` is absent: llama-vocab.cpp
+    /// sets it for LLAMA3, the BPE default is false.
+    pub(crate) fn default_add_bos(self) -> bool {
+        matches!(self, Self::Llama3)
     }
 
     /// Split `text` into words; appends their byte ranges (covering all of
     /// `text`, in order) to `out`.
     pub(crate) fn split(self, text: &str, out: &mut Vec<Range<usize>>) {
-        let mut s = Scanner::new(text, out);
         match self {
-            Self::Qwen2 => s.qwen2(),
-            Self::Gpt2 => s.gpt2(),
+            Self::Qwen2 => Scanner::new(text, out).qwen2(1),
+            Self::Llama3 => Scanner::new(text, out).qwen2(3),
+            Self::Gpt2 => Scanner::new(text, out).gpt2(),
+            Self::Smollm => split_digits_then_gpt2(text, out),
         }
     }
+}
+
+/// SMOLLM's two regexes: each numeric code point alone, GPT-2's scanner on
+/// the pieces between them.
+fn split_digits_then_gpt2(text: &str, out: &mut Vec<Range<usize>>) {
+    let mut piece = Vec::new();
+    let mut gpt2 = |from: usize, to: usize, out: &mut Vec<Range<usize>>| {
+        if from < to {
+            piece.clear();
+            Scanner::new(&text[from..to], &mut piece).gpt2();
+            out.extend(piece.iter().map(|r| r.start + from..r.end + from));
+        }
+    };
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if flags(c).is_number() {
+            gpt2(start, i, out);
+            out.push(i..i + c.len_utf8());
+            start = i + c.len_utf8();
+        }
+    }
+    gpt2(start, text.len(), out);
 }
 
 /// Sentinel code point for positions outside the text (llama.cpp `OUT_OF_RANGE`).
@@ -161,8 +216,9 @@ impl<'a> Scanner<'a> {
         false
     }
 
-    /// llama.cpp `unicode_regex_split_custom_qwen2`.
-    fn qwen2(&mut self) {
+    /// llama.cpp `unicode_regex_split_custom_qwen2` (`max_digits` = 1) and
+    /// `unicode_regex_split_custom_llama3` (`max_digits` = 3, `\p{N}{1,3}`).
+    fn qwen2(&mut self, max_digits: usize) {
         let n = self.len();
         let mut pos = 0;
         while pos < n {
@@ -187,9 +243,17 @@ impl<'a> Scanner<'a> {
                 continue;
             }
 
-            // regex: \p{N}
+            // regex: \p{N} (qwen2) or \p{N}{1,3} (llama3): a run of digits
+            // is cut into pieces of `max_digits`, left to right
             if fl.is_number() {
-                pos += 1;
+                let mut ini = pos;
+                while self.flags(pos).is_number() {
+                    pos += 1;
+                    if pos - ini >= max_digits {
+                        self.add(pos);
+                        ini = pos;
+                    }
+                }
                 self.add(pos);
                 continue;
             }
@@ -336,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn llama3_groups_digits_by_three() {
+        let l = PreTokenizer::Llama3;
+        assert_eq!(words(l, "1234567 abc"), ["123", "456", "7", " abc"]);
+        assert_eq!(words(l, "333"), ["333"]);
+        assert_eq!(words(l, "x12"), ["x", "12"]);
+        assert_eq!(words(l, "I'M here"), ["I", "'M", " here"]);
+        assert_eq!(words(l, "a  \n\n b"), ["a", "  \n\n", " b"]);
+        assert_eq!(words(l, "½²3"), ["½²3"]);
+    }
+
+    #[test]
     fn gpt2_splits_like_the_regex() {
         let g = PreTokenizer::Gpt2;
         assert_eq!(words(g, "Hello world"), ["Hello", " world"]);
@@ -351,7 +426,30 @@ mod tests {
             Some(PreTokenizer::Qwen2)
         );
         assert_eq!(PreTokenizer::from_name("gpt-2"), Some(PreTokenizer::Gpt2));
-        assert_eq!(PreTokenizer::from_name("llama3"), None);
+        for n in ["llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"] {
+            assert_eq!(PreTokenizer::from_name(n), Some(PreTokenizer::Llama3));
+        }
+        assert_eq!(
+            PreTokenizer::from_name("smollm"),
+            Some(PreTokenizer::Smollm)
+        );
+        // StarCoder shares SmolLM's regexes but not its flags: unmapped.
+        assert_eq!(PreTokenizer::from_name("starcoder"), None);
+        assert_eq!(PreTokenizer::from_name("tekken"), None);
         assert_eq!(PreTokenizer::from_name(""), None);
+    }
+
+    #[test]
+    fn smollm_splits_digits_then_like_gpt2() {
+        // GPT-2 alone keeps " 1969" one word; SmolLM cuts every digit out
+        // first, so the space before it ends its piece and stands alone.
+        assert_eq!(
+            words(PreTokenizer::Smollm, "In 1969, x٣2 's  ok"),
+            ["In", " ", "1", "9", "6", "9", ",", " x", "٣", "2", " '", "s", " ", " ok"]
+        );
+        assert_eq!(
+            words(PreTokenizer::Gpt2, "In 1969, x"),
+            ["In", " 1969", ",", " x"]
+        );
     }
 }

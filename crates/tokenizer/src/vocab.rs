@@ -1,23 +1,23 @@
-//! Vocabulary loading and validation: [`VocabData`] → [`Tokenizer`].
+//! Vocabulary data and the [`Tokenizer`] it becomes.
 //!
-//! Mirrors what llama-vocab.cpp `llama_vocab::impl::load` does for
-//! `tokenizer.ggml.model = "gpt2"`: token attributes from token types, the
-//! merge ranks, special-token auto-detection by text (EOT/EOG/FIM), the
-//! special-token cache (longest text first) and the token → piece cache.
+//! [`GgufVocab`] holds the `tokenizer.ggml.*` metadata as read from a GGUF
+//! file, absent keys as `None`, so that llama.cpp's per-model defaults
+//! (llama-vocab.cpp `llama_vocab::impl::load`) are applied here, in one
+//! place; [`VocabData`] is the older, BPE-only form with defaults already
+//! resolved by the caller. Building and validation live in `build.rs`.
 
 use std::collections::HashMap;
 
-use crate::bpe::{pair_key, MergeMap, NO_TOKEN};
-use crate::byte_level::{decode_token_text, CharToByte, BYTE_TO_CHAR};
+use crate::bpe::MergeMap;
 use crate::fxhash::FxBuildHasher;
 use crate::pretok::PreTokenizer;
-use crate::special;
-use crate::TokenizerError;
 
 /// Token text → id.
 pub(crate) type TextMap = HashMap<String, u32, FxBuildHasher>;
 
-/// Plain vocabulary data, as stored in GGUF metadata (`tokenizer.ggml.*`).
+/// Plain byte-level BPE vocabulary data (`tokenizer.ggml.model = "gpt2"`),
+/// with `add_bos`/`add_eos` already resolved by the caller. For other
+/// tokenizer models, and to get llama.cpp's defaults, use [`GgufVocab`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VocabData {
     /// `tokenizer.ggml.tokens`: token texts in byte-level spelling; index = id.
@@ -43,6 +43,76 @@ pub struct VocabData {
     pub add_eos: bool,
 }
 
+/// The `tokenizer.ggml.*` metadata of a GGUF file, one field per key; `None`
+/// or an empty list where the key is absent. [`crate::Tokenizer::from_gguf_vocab`]
+/// fills in llama.cpp's defaults for the tokenizer model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GgufVocab {
+    /// `tokenizer.ggml.model`: `"gpt2"` (byte-level BPE) or `"llama"`
+    /// (SentencePiece); anything else is [`crate::TokenizerError::UnsupportedModel`].
+    pub model: String,
+    /// `tokenizer.ggml.pre`; used by BPE only (absent reads as `"default"`,
+    /// which is not supported). SentencePiece ignores it, as llama.cpp does.
+    pub pre: Option<String>,
+    /// `tokenizer.ggml.tokens`; index = id.
+    pub tokens: Vec<String>,
+    /// `tokenizer.ggml.scores` (an int32 array converted to f32); empty =
+    /// all 0. SentencePiece merges by score.
+    pub scores: Vec<f32>,
+    /// `tokenizer.ggml.token_type` (see [`token_type`]); empty = all NORMAL.
+    pub token_types: Vec<i32>,
+    /// `tokenizer.ggml.merges` (BPE only).
+    pub merges: Vec<String>,
+    /// `tokenizer.ggml.bos_token_id` (SentencePiece default: 1).
+    pub bos: Option<u32>,
+    /// `tokenizer.ggml.eos_token_id` (SentencePiece default: 2).
+    pub eos: Option<u32>,
+    /// `tokenizer.ggml.eot_token_id` (auto-detected by text when absent).
+    pub eot: Option<u32>,
+    /// `tokenizer.ggml.unknown_token_id` (SentencePiece default: 0).
+    pub unk: Option<u32>,
+    /// `tokenizer.ggml.padding_token_id`.
+    pub pad: Option<u32>,
+    /// `tokenizer.ggml.add_bos_token` (default: true for SentencePiece and
+    /// the llama3 pre-tokenizer, false for other BPE).
+    pub add_bos: Option<bool>,
+    /// `tokenizer.ggml.add_eos_token` (default false).
+    pub add_eos: Option<bool>,
+    /// `tokenizer.ggml.add_space_prefix` (default: true for SentencePiece,
+    /// false for BPE).
+    pub add_space_prefix: Option<bool>,
+}
+
+impl From<VocabData> for GgufVocab {
+    fn from(v: VocabData) -> Self {
+        GgufVocab {
+            model: "gpt2".into(),
+            pre: Some(v.pre),
+            tokens: v.tokens,
+            scores: Vec::new(),
+            token_types: v.token_types,
+            merges: v.merges,
+            bos: v.bos,
+            eos: v.eos,
+            eot: v.eot,
+            unk: None,
+            pad: v.pad,
+            add_bos: Some(v.add_bos),
+            add_eos: Some(v.add_eos),
+            add_space_prefix: None,
+        }
+    }
+}
+
+/// Which tokenization algorithm a vocabulary uses (`tokenizer.ggml.model`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenizerModel {
+    /// `"gpt2"`: byte-level BPE (llama.cpp `LLAMA_VOCAB_TYPE_BPE`).
+    Bpe,
+    /// `"llama"`: SentencePiece with byte fallback (llama.cpp `LLAMA_VOCAB_TYPE_SPM`).
+    Spm,
+}
+
 /// Token type values of `tokenizer.ggml.token_type` (llama.h `llama_token_type`).
 pub mod token_type {
     pub const UNDEFINED: i32 = 0;
@@ -65,7 +135,7 @@ pub(crate) mod attr {
 }
 
 /// llama-vocab.cpp: the token-type → attribute switch (unknown values → UNDEFINED = 0).
-fn attr_of_type(t: i32) -> u8 {
+pub(crate) fn attr_of_type(t: i32) -> u8 {
     match t {
         token_type::UNKNOWN => attr::UNKNOWN,
         token_type::UNUSED => attr::UNUSED,
@@ -77,22 +147,38 @@ fn attr_of_type(t: i32) -> u8 {
     }
 }
 
-/// A byte-level BPE tokenizer equivalent to llama.cpp's for `gpt2`-model vocabularies.
+/// A tokenizer equivalent to llama.cpp's for byte-level BPE (`gpt2`) and
+/// SentencePiece (`llama`) vocabularies.
 pub struct Tokenizer {
+    pub(crate) model: TokenizerModel,
     pub(crate) texts: Vec<String>,
     pub(crate) attrs: Vec<u8>,
     pub(crate) text_to_id: TextMap,
-    /// Token of each byte's byte-level character, or [`NO_TOKEN`].
+    /// Token of each byte: BPE, its byte-level character; SentencePiece, its
+    /// `<0xXX>` byte-fallback token. [`crate::bpe::NO_TOKEN`] where there is none.
     pub(crate) byte_token: [u32; 256],
+    /// BPE merge ranks (empty for SentencePiece).
     pub(crate) merges: MergeMap,
+    /// SentencePiece scores by id (empty for BPE).
+    pub(crate) scores: Vec<f32>,
     /// Token → bytes with special tokens rendered (llama.cpp `cache_token_to_piece`).
     pub(crate) pieces: Vec<Box<[u8]>>,
     /// Ids matched in raw text before BPE, longest text first (`cache_special_tokens`).
     pub(crate) special_sorted: Vec<u32>,
-    pub(crate) pre: PreTokenizer,
+    /// BPE pre-tokenizer (`None` for SentencePiece).
+    pub(crate) pre: Option<PreTokenizer>,
+    /// llama.cpp `ignore_merges` (llama3): whole-word tokens skip merging.
+    pub(crate) ignore_merges: bool,
+    /// llama.cpp `clean_spaces`, applied when detokenizing.
+    pub(crate) clean_spaces: bool,
+    /// llama.cpp `add_space_prefix`: SentencePiece prepends a space to text
+    /// at the start and after special tokens; detokenizing strips one
+    /// leading space of the first token.
+    pub(crate) add_space_prefix: bool,
     pub(crate) bos: Option<u32>,
     pub(crate) eos: Option<u32>,
     pub(crate) eot: Option<u32>,
+    pub(crate) unk: Option<u32>,
     pub(crate) pad: Option<u32>,
     pub(crate) add_bos: bool,
     pub(crate) add_eos: bool,
@@ -103,6 +189,7 @@ pub struct Tokenizer {
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokenizer")
+            .field("model", &self.model)
             .field("n_vocab", &self.texts.len())
             .field("n_merges", &self.merges.len())
             .field("pre", &self.pre)
@@ -115,125 +202,6 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
-    /// Validate `v` and build the tokenizer.
-    pub fn new(v: VocabData) -> Result<Self, TokenizerError> {
-        let n = v.tokens.len();
-        if n == 0 {
-            return Err(TokenizerError::EmptyVocab);
-        }
-        if n > i32::MAX as usize {
-            return Err(TokenizerError::TooManyTokens(n));
-        }
-        if !v.token_types.is_empty() && v.token_types.len() < n {
-            return Err(TokenizerError::TokenTypesTooShort {
-                n_types: v.token_types.len(),
-                n_tokens: n,
-            });
-        }
-        let pre = PreTokenizer::from_name(&v.pre)
-            .ok_or_else(|| TokenizerError::UnknownPreTokenizer(v.pre.clone()))?;
-
-        // tokens, attributes, text → id (llama.cpp renames empty tokens "[EMPTY_<id>]")
-        let mut texts = v.tokens;
-        let mut attrs = Vec::with_capacity(n);
-        let mut text_to_id = TextMap::with_capacity_and_hasher(n, FxBuildHasher::default());
-        for (i, text) in texts.iter_mut().enumerate() {
-            let id = i as u32; // n <= i32::MAX checked above
-            if text.is_empty() {
-                *text = format!("[EMPTY_{i}]");
-            }
-            if let Some(&first) = text_to_id.get(text.as_str()) {
-                return Err(TokenizerError::DuplicateToken {
-                    text: text.clone(),
-                    first,
-                    second: id,
-                });
-            }
-            text_to_id.insert(text.clone(), id);
-            let a = v
-                .token_types
-                .get(i)
-                .map_or(attr::NORMAL, |&t| attr_of_type(t));
-            if a & attr::BYTE != 0 && parse_byte_token(text).is_none() {
-                return Err(TokenizerError::BadByteToken {
-                    id,
-                    text: text.clone(),
-                });
-            }
-            attrs.push(a);
-        }
-
-        let merges = build_merges(&v.merges, &text_to_id)?;
-
-        let check = |which: &'static str, id: Option<u32>| match id {
-            Some(id) if id as usize >= n => Err(TokenizerError::SpecialIdOutOfRange {
-                which,
-                id,
-                n_vocab: n,
-            }),
-            _ => Ok(id),
-        };
-        let bos = check("bos", v.bos)?;
-        let eos = check("eos", v.eos)?;
-        let eot_given = check("eot", v.eot)?;
-        let pad = check("pad", v.pad)?;
-        if v.add_bos && bos.is_none() {
-            return Err(TokenizerError::MissingSpecialForAdd { which: "bos" });
-        }
-        if v.add_eos && eos.is_none() {
-            return Err(TokenizerError::MissingSpecialForAdd { which: "eos" });
-        }
-
-        let (eot, eog) = special::detect(&text_to_id, &mut attrs, eos, eot_given);
-
-        // special-token cache: CONTROL | USER_DEFINED | UNKNOWN, longest text first
-        // (llama.cpp sorts by length only; ties by id here, for determinism)
-        let mut special_sorted: Vec<u32> = (0..n as u32)
-            .filter(|&id| {
-                attrs[id as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
-            })
-            .collect();
-        special_sorted.sort_by(|&a, &b| {
-            texts[b as usize]
-                .len()
-                .cmp(&texts[a as usize].len())
-                .then(a.cmp(&b))
-        });
-
-        let mut byte_token = [NO_TOKEN; 256];
-        for (b, slot) in byte_token.iter_mut().enumerate() {
-            let mut buf = [0u8; 4];
-            if let Some(&id) = text_to_id.get(&*BYTE_TO_CHAR[b].encode_utf8(&mut buf)) {
-                *slot = id;
-            }
-        }
-
-        let map = CharToByte::new();
-        let pieces = texts
-            .iter()
-            .zip(&attrs)
-            .map(|(t, &a)| render_piece(t, a, &map).into_boxed_slice())
-            .collect();
-
-        Ok(Tokenizer {
-            texts,
-            attrs,
-            text_to_id,
-            byte_token,
-            merges,
-            pieces,
-            special_sorted,
-            pre,
-            bos,
-            eos,
-            eot,
-            pad,
-            add_bos: v.add_bos,
-            add_eos: v.add_eos,
-            eog,
-        })
-    }
-
     /// Number of tokens.
     pub fn n_vocab(&self) -> usize {
         self.texts.len()
@@ -262,9 +230,22 @@ impl Tokenizer {
     pub fn add_eos(&self) -> bool {
         self.add_eos
     }
-    /// The pre-tokenizer in use.
-    pub fn pre_tokenizer(&self) -> PreTokenizer {
+    /// The BPE pre-tokenizer in use (`None` for SentencePiece).
+    pub fn pre_tokenizer(&self) -> Option<PreTokenizer> {
         self.pre
+    }
+    /// The tokenization algorithm.
+    pub fn model(&self) -> TokenizerModel {
+        self.model
+    }
+    /// Unknown-token id (SentencePiece: `<unk>`, default 0).
+    pub fn unk(&self) -> Option<u32> {
+        self.unk
+    }
+    /// Whether SentencePiece prepends a space to the text (llama.cpp
+    /// `add_space_prefix`); decoding then strips it from the first token.
+    pub fn add_space_prefix(&self) -> bool {
+        self.add_space_prefix
     }
 
     /// Whether generation should stop at `id` (llama.cpp `llama_vocab_is_eog`):
@@ -292,81 +273,18 @@ impl Tokenizer {
         self.text_to_id.get(s).copied()
     }
 
-    /// The token's text as stored in the vocabulary (byte-level spelling).
+    /// The token's text as stored in the vocabulary (BPE: byte-level
+    /// spelling; SentencePiece: spaces as U+2581).
     pub fn token_text(&self, id: u32) -> Option<&str> {
         self.texts.get(id as usize).map(String::as_str)
     }
 }
 
 /// `<0xXX>` → byte (llama-vocab.cpp `token_to_byte`).
-fn parse_byte_token(text: &str) -> Option<u8> {
+pub(crate) fn parse_byte_token(text: &str) -> Option<u8> {
     let hex = text.strip_prefix("<0x")?.strip_suffix('>')?;
     if hex.len() != 2 {
         return None;
     }
     u8::from_str_radix(hex, 16).ok()
-}
-
-/// llama-vocab.cpp `token_to_piece` for BPE with `special = true`: special
-/// tokens as their text, NORMAL tokens byte-level decoded, BYTE tokens as
-/// their byte, anything else (UNUSED, UNDEFINED) empty.
-fn render_piece(text: &str, a: u8, map: &CharToByte) -> Vec<u8> {
-    if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
-        text.as_bytes().to_vec()
-    } else if a & attr::NORMAL != 0 {
-        decode_token_text(text, map)
-    } else if a & attr::BYTE != 0 {
-        parse_byte_token(text).map(|b| vec![b]).unwrap_or_default()
-    } else {
-        Vec::new()
-    }
-}
-
-/// Parse the merge lines (llama-vocab.cpp: split at the first space at or after
-/// byte 1; the first occurrence of a pair keeps its rank).
-fn build_merges(lines: &[String], text_to_id: &TextMap) -> Result<MergeMap, TokenizerError> {
-    let mut merges = MergeMap::with_capacity_and_hasher(lines.len(), Default::default());
-    let mut joined = String::new();
-    for (index, line) in lines.iter().enumerate() {
-        let malformed = || TokenizerError::MalformedMerge {
-            index,
-            line: line.clone(),
-        };
-        // ' ' is ASCII, so a byte search from index 1 lands on a char boundary
-        let pos = line
-            .bytes()
-            .skip(1)
-            .position(|b| b == b' ')
-            .map(|p| p + 1)
-            .ok_or_else(malformed)?;
-        let (left, right) = (&line[..pos], &line[pos + 1..]);
-        if right.is_empty() || right.contains(' ') {
-            return Err(malformed());
-        }
-        let id_of = |t: &str| {
-            text_to_id
-                .get(t)
-                .copied()
-                .ok_or_else(|| TokenizerError::MergeUnknownToken {
-                    index,
-                    line: line.clone(),
-                    token: t.to_string(),
-                })
-        };
-        let (l, r) = (id_of(left)?, id_of(right)?);
-        joined.clear();
-        joined.push_str(left);
-        joined.push_str(right);
-        let merged =
-            *text_to_id
-                .get(joined.as_str())
-                .ok_or_else(|| TokenizerError::MergeResultUnknown {
-                    index,
-                    line: line.clone(),
-                    result: joined.clone(),
-                })?;
-        let rank = u32::try_from(index).map_err(|_| malformed())?;
-        merges.entry(pair_key(l, r)).or_insert((rank, merged));
-    }
-    Ok(merges)
 }

@@ -60,7 +60,7 @@ fn small_vocab_works() {
         t.decode(&t.encode("hello world", false, false)).unwrap(),
         "hello world"
     );
-    assert_eq!(t.pre_tokenizer(), PreTokenizer::Qwen2);
+    assert_eq!(t.pre_tokenizer(), Some(PreTokenizer::Qwen2));
     // <|im_end|> is EOG (by text and as eos); eot auto-detected from its text
     assert_eq!(t.eot(), Some(259));
     assert!(t.is_eog(259));
@@ -168,7 +168,7 @@ fn special_ids_out_of_range() {
 
 #[test]
 fn unknown_pre_tokenizer() {
-    for pre in ["llama3", "default", "", "QWEN2"] {
+    for pre in ["starcoder", "tekken", "default", "", "QWEN2", "LLAMA3"] {
         let mut v = small();
         v.pre = pre.into();
         let e = err(v);
@@ -179,7 +179,7 @@ fn unknown_pre_tokenizer() {
     v.pre = "deepseek-r1-qwen".into();
     assert_eq!(
         Tokenizer::new(v).unwrap().pre_tokenizer(),
-        PreTokenizer::Qwen2
+        Some(PreTokenizer::Qwen2)
     );
 }
 
@@ -297,7 +297,7 @@ fn gpt2_pre_tokenizer_and_clean_spaces() {
     let mut v = small();
     v.pre = "gpt-2".into();
     let t = Tokenizer::new(v).unwrap();
-    assert_eq!(t.pre_tokenizer(), PreTokenizer::Gpt2);
+    assert_eq!(t.pre_tokenizer(), Some(PreTokenizer::Gpt2));
     assert_eq!(t.encode("hel w", false, false), [257, 258]);
     // llama.cpp's detokenizer cleans " ," and " 's" for gpt-2 (not for qwen2)
     let ids = t.encode("a , b 's", false, false);

@@ -5,43 +5,11 @@ mod common;
 
 use common::{fixtures, qwen2_fixture};
 
-/// Read the vectors exactly as test-tokenizer-0.cpp `read_tests` does: inputs
-/// are separated by "\n__ggml_vocab_test__\n" (the file ends with one, so no
-/// empty trailing input); each output line is stripped and split on spaces.
 fn read_vectors() -> Vec<(String, Vec<u32>)> {
-    let inp = std::fs::read_to_string(fixtures().join("ggml-vocab-qwen2.gguf.inp")).unwrap();
-    let out = std::fs::read_to_string(fixtures().join("ggml-vocab-qwen2.gguf.out")).unwrap();
-    let sep = "\n__ggml_vocab_test__\n";
-    let mut inputs = Vec::new();
-    let mut pos = 0;
-    while pos < inp.len() {
-        match inp[pos..].find(sep) {
-            Some(p) => {
-                inputs.push(inp[pos..pos + p].to_string());
-                pos += p + sep.len();
-            }
-            None => {
-                inputs.push(inp[pos..].to_string());
-                break;
-            }
-        }
-    }
-    let outputs: Vec<Vec<u32>> = out
-        .lines()
-        .map(|l| {
-            l.trim()
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap())
-                .collect()
-        })
-        .collect();
-    assert_eq!(
-        inputs.len(),
-        outputs.len(),
-        "input and output files have different numbers of tests"
-    );
-    inputs.into_iter().zip(outputs).collect()
+    common::read_vectors(
+        &fixtures().join("ggml-vocab-qwen2.gguf.inp"),
+        &fixtures().join("ggml-vocab-qwen2.gguf.out"),
+    )
 }
 
 #[test]
