@@ -81,12 +81,16 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     model
         .set_kv_types(a.cache.types())
         .with_context(|| label.clone())?;
+    model
+        .set_rope_overrides(&a.rope.options()?)
+        .with_context(|| label.clone())?;
+    crate::lora::apply(&model, &a.lora)?;
     let n_vocab = model.n_vocab() as u32;
     let n_ctx = a.n_prompt.max(a.n_gen).max(1);
-    if n_ctx > model.config.n_ctx_train {
+    if n_ctx > model.config.max_ctx() {
         anyhow::bail!(
             "-p/-n exceed the model's context ({})",
-            model.config.n_ctx_train
+            model.config.max_ctx()
         );
     }
     // Deterministic pseudo-random prompt, as llama-bench uses random tokens.

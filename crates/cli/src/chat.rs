@@ -13,6 +13,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 pub fn chat(a: ChatArgs) -> Result<()> {
     let max = load::max_tokens(a.n_predict)?;
+    let keep = a.shift.keep()?;
     // One seed for the conversation: each turn continues the same stream.
     let mut params = load::gen_params(&a.sampling, load::seed(&a.sampling), max)?;
     let grammar = crate::grammar::spec(&a.grammar)?;
@@ -41,20 +42,30 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         messages.push(Message::new("system", sys.clone()));
     }
     let mut s = Session::new(&l.model, l.n_ctx);
+    s.set_context_shift(keep, tok.add_bos())?;
     let mut turn = |s: &mut Session<'_>, messages: &mut Vec<Message>, user: String| -> Result<()> {
         messages.push(Message::new("user", user));
         let text = template.render(messages, &opts)?;
         let ids = tok.encode(&text, true, true);
         // Reuse the cached prefix; evaluate only what the template added.
+        // After context shifts the cache holds the conversation without
+        // the dropped tokens: compare with all of it, and past the dropped
+        // run keep rows only where the conversation still matches.
         let common = s
-            .tokens()
+            .history()
             .iter()
             .zip(&ids)
             .take_while(|(a, b)| a == b)
             .count()
             .min(ids.len() - 1);
-        s.truncate(common);
-        s.prompt(&ids[common..])?;
+        let (k, d) = (s.n_keep(), s.n_discarded());
+        let (at, from) = if d == 0 || common >= k + d {
+            (common - d, common)
+        } else {
+            (common.min(k), common.min(k))
+        };
+        s.truncate(at);
+        s.prompt(&ids[from..])?;
         let reply = generate(s, tok, &params)?;
         // The next turn draws fresh numbers, not this turn's again.
         params.sampling.seed = params.sampling.seed.wrapping_add(1);
@@ -101,7 +112,8 @@ fn generate(s: &mut Session<'_>, tok: &Tokenizer, params: &GenParams) -> Result<
     let mut gen = Generator::new(params.clone())?;
     let mut reply = String::new();
     loop {
-        let room = s.tokens().len() < s.n_ctx();
+        // With --context-shift a full context is shifted here.
+        let room = s.make_room()?;
         let next = gen.next(tok, s.logits(), s.tokens(), room)?;
         out.write_all(next.text.as_bytes())?;
         out.flush()?;

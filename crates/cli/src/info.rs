@@ -38,8 +38,14 @@ pub fn info(a: InfoArgs) -> Result<()> {
         "hparams": {
             "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head,
             "n_head_kv": cfg.n_head_kv, "head_dim": cfg.head_dim, "head_dim_v": cfg.head_dim_v,
-            "n_ff": cfg.n_ff, "n_ctx_train": cfg.n_ctx_train, "rope_freq_base": cfg.rope_base,
+            "n_ff": cfg.n_ff, "n_ctx_train": cfg.n_ctx_train, "rope_freq_base": cfg.rope.freq_base,
             "rms_eps": cfg.rms_eps,
+        },
+        "rope": {
+            "scaling": cfg.rope.scaling.name(), "freq_scale": cfg.rope.freq_scale,
+            "ext_factor": cfg.rope.ext_factor, "attn_factor": cfg.rope.attn_factor,
+            "beta_fast": cfg.rope.beta_fast, "beta_slow": cfg.rope.beta_slow,
+            "n_ctx_orig": cfg.rope.n_ctx_orig, "max_ctx": cfg.max_ctx(),
         },
         "n_params": n_elems,
         "tensor_bytes": n_bytes,
@@ -99,8 +105,21 @@ pub fn info(a: InfoArgs) -> Result<()> {
     println!(
         "layers {} | embd {} | heads {} (kv {}) | head_dim {} | ffn {} | ctx {} | rope base {} | eps {:e}",
         cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff,
-        cfg.n_ctx_train, cfg.rope_base, cfg.rms_eps
+        cfg.n_ctx_train, cfg.rope.freq_base, cfg.rms_eps
     );
+    let r = &cfg.rope;
+    if r.is_scaled() {
+        println!(
+            "rope scaling:   {} | freq scale {} (x{}) | original ctx {} | ext factor {} | attn factor {} | ctx up to {}",
+            r.scaling.name(),
+            r.freq_scale,
+            1.0 / r.freq_scale,
+            r.n_ctx_orig,
+            r.ext_factor,
+            r.attn_factor,
+            cfg.max_ctx()
+        );
+    }
     if let Some(h) = &cfg.hybrid {
         let n_rec = h.recurrent.iter().filter(|&&r| r).count();
         let attn: Vec<String> = (0..cfg.n_layer)

@@ -46,6 +46,8 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
     .map_err(ctx)?;
     bar.finish_and_clear();
     model.set_kv_types(a.cache.types()).map_err(ctx)?;
+    model.set_rope_overrides(&a.rope.options()?).map_err(ctx)?;
+    crate::lora::apply(&model, &a.lora)?;
     if tokenizer.n_vocab() > model.n_vocab() {
         anyhow::bail!(
             "{}: the tokenizer has {} tokens but token_embd.weight has {} rows",
@@ -54,7 +56,8 @@ pub fn load(a: &ModelArgs) -> Result<Loaded> {
             model.n_vocab()
         );
     }
-    let n_ctx = shohin_engine::session::resolve_ctx(a.ctx_size, model.config.n_ctx_train)?;
+    // With RoPE scaling on, the context may extend to the scaled length.
+    let n_ctx = shohin_engine::session::resolve_ctx(a.ctx_size, model.config.max_ctx())?;
     warm(&model);
     release_freed_memory();
     Ok(Loaded {

@@ -8,6 +8,7 @@ mod convert;
 mod grammar;
 mod info;
 mod load;
+mod lora;
 mod perplexity;
 mod pull;
 mod quantize;
@@ -37,6 +38,7 @@ fn main() {
         args::Command::Pull(a) => pull::pull(a),
         args::Command::List(a) => pull::list(a),
         args::Command::Rm(a) => pull::rm(a),
+        args::Command::ExportLora(a) => lora::export_lora(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -63,6 +63,8 @@ pub fn perplexity(a: PerplexityArgs) -> Result<()> {
         ctx_size: Some(n_ctx),
         no_repack: a.no_repack,
         cache: a.cache.clone(),
+        rope: a.rope.clone(),
+        lora: a.lora.clone(),
     };
     let l = load::load(&ma)?;
     let tok = &l.tokenizer;

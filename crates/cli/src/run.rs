@@ -13,6 +13,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         anyhow::bail!("--logits-top needs --json");
     }
     let max = load::max_tokens(a.n_predict)?;
+    let keep = a.shift.keep()?;
     let seed = load::seed(&a.sampling);
     let mut params = load::gen_params(&a.sampling, seed, max)?;
     let grammar = crate::grammar::spec(&a.grammar)?;
@@ -25,6 +26,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         anyhow::bail!("the prompt is empty after tokenization");
     }
     let mut s = Session::new(&l.model, l.n_ctx);
+    s.set_context_shift(keep, tok.add_bos())?;
     s.prompt(&prompt_ids)?;
 
     let mut out = std::io::stdout().lock();
@@ -34,12 +36,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     // Sampling (with a grammar: its mask) is timed apart from the forward
     // passes, as llama.cpp reports its sampling time.
     let mut sampling = std::time::Duration::ZERO;
+    let mut context_full = false;
     // The engine's generation step (shared with `chat` and `serve`).
     while generated.len() < max {
         if let Some(k) = a.logits_top {
             steps.push(json!({ "top": top_k(s.logits(), k) }));
         }
-        let room = s.tokens().len() < s.n_ctx();
+        // With --context-shift a full context is shifted here.
+        let room = s.make_room()?;
         let t = std::time::Instant::now();
         let next = gen.next(tok, s.logits(), s.tokens(), room)?;
         sampling += t.elapsed();
@@ -51,9 +55,26 @@ pub fn run(a: RunArgs) -> Result<()> {
             out.flush()?;
         }
         if next.finish.is_some() {
+            context_full = !room && generated.len() < max;
             break;
         }
         s.step(next.id)?;
+    }
+    if context_full {
+        // llama-cli: "context full and context shift is disabled => stopping".
+        eprintln!(
+            "\nshohin run: the context is full ({} tokens) => stopping (raise --ctx-size, \
+             or --context-shift to go on)",
+            s.n_ctx()
+        );
+    }
+    if s.n_shifts() > 0 {
+        eprintln!(
+            "\nshohin run: context shifted {} times ({} tokens dropped, --keep {})",
+            s.n_shifts(),
+            s.n_discarded(),
+            s.n_keep()
+        );
     }
     if a.json {
         let mut obj = json!({

@@ -22,15 +22,23 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     // Check the flags and the file before binding the port.
     let sampling = load::sampler_config(&a.sampling, 0);
     Sampler::new(sampling).context("sampling flags")?;
-    let n_ctx_train = {
+    // The longest context a slot may have: the training context, or the
+    // RoPE-scaled one with scaling on (the model's keys and the flags).
+    let max_ctx = {
         let f = load::open_gguf(&a.model.model)?;
-        ModelConfig::from_gguf(&f)
-            .map_err(|e| anyhow::Error::new(e).context(a.model.model.display().to_string()))?
-            .n_ctx_train
+        let label = |e| anyhow::Error::new(e).context(a.model.model.display().to_string());
+        let mut cfg = ModelConfig::from_gguf(&f).map_err(label)?;
+        cfg.set_rope_overrides(&f, &a.model.rope.options()?)
+            .map_err(label)?;
+        if a.shift.keep()?.is_some() {
+            shohin_engine::context_shift::check_config(&cfg).map_err(label)?;
+        }
+        cfg.max_ctx()
     };
-    let ctx_per_slot = ctx_per_slot(a.model.ctx_size, a.parallel, n_ctx_train)?;
+    let ctx_per_slot = ctx_per_slot(a.model.ctx_size, a.parallel, max_ctx)?;
     let mut engine = EngineConfig::new(a.parallel, ctx_per_slot);
     engine.max_queue = a.max_queue;
+    engine.context_shift = a.shift.keep()?;
     if a.batch_size == 0 || a.batch_size > 8192 {
         anyhow::bail!("-b/--batch-size must be in 1..=8192, got {}", a.batch_size);
     }
@@ -89,9 +97,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 }
 
 /// Positions per slot: `--ctx-size` (the total, default `parallel` ×
-/// min(training context, 4096)) shared evenly.
-fn ctx_per_slot(total: Option<usize>, parallel: usize, n_ctx_train: usize) -> Result<usize> {
-    let total = total.unwrap_or(parallel * n_ctx_train.min(4096));
+/// min(`max_ctx`, 4096)) shared evenly; `max_ctx` is the training context,
+/// or the RoPE-scaled one.
+fn ctx_per_slot(total: Option<usize>, parallel: usize, max_ctx: usize) -> Result<usize> {
+    let total = total.unwrap_or(parallel * max_ctx.min(4096));
     let per = total / parallel;
     if per < MIN_CTX_SLOT {
         anyhow::bail!(
@@ -99,10 +108,10 @@ fn ctx_per_slot(total: Option<usize>, parallel: usize, n_ctx_train: usize) -> Re
              each slot needs at least {MIN_CTX_SLOT}"
         );
     }
-    if per > n_ctx_train {
+    if per > max_ctx {
         anyhow::bail!(
             "--ctx-size {total} shared by {parallel} slots gives {per} positions per slot, \
-             but the model was trained for {n_ctx_train}"
+             but the model supports {max_ctx} (its training context, or the RoPE-scaled one)"
         );
     }
     Ok(per)

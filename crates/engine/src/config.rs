@@ -2,11 +2,14 @@
 //! `llama-model.cpp` `load_hparams`) and checked for consistency.
 
 use crate::error::{EngineError, Result};
+use crate::ops::RopeLayout;
+use crate::rope::{RopeHparams, RopeOptions, RopeParams};
 use shohin_gguf::GgufFile;
 
-/// The architectures shohin runs. All use NEOX (rotate-half) RoPE
-/// (llama.cpp `llama_model_rope_type`: QWEN2 and QWEN3 are NEOX; QWEN35 is
-/// IMROPE, which for text positions is NEOX over `rope.dimension_count`).
+/// The architectures shohin runs. The Qwen ones use NEOX (rotate-half)
+/// RoPE, llama NORM (adjacent pairs) (llama.cpp `llama_model_rope_type`:
+/// QWEN2 and QWEN3 are NEOX; QWEN35 is IMROPE, which for text positions is
+/// NEOX over `rope.dimension_count`; LLAMA is NORM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
     /// Bias on q/k/v, no q/k norm.
@@ -16,6 +19,9 @@ pub enum Arch {
     /// Qwen3.5 hybrid (Bonsai 2): Gated DeltaNet layers and gated
     /// full-attention layers, see [`HybridConfig`] and `model/qwen35.rs`.
     Qwen35,
+    /// Llama 2/3, TinyLlama, SmolLM (llama.cpp `src/models/llama.cpp`): no
+    /// biases, no q/k norm, tied or separate output.
+    Llama,
 }
 
 impl Arch {
@@ -24,6 +30,15 @@ impl Arch {
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
             Arch::Qwen35 => "qwen35",
+            Arch::Llama => "llama",
+        }
+    }
+
+    /// How this architecture's RoPE pairs dims.
+    pub fn rope_layout(self) -> RopeLayout {
+        match self {
+            Arch::Llama => RopeLayout::Norm,
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Qwen35 => RopeLayout::Neox,
         }
     }
 }
@@ -42,7 +57,9 @@ pub struct ModelConfig {
     pub n_ff: usize,
     /// Training context (`context_length`); only an upper bound, never allocated.
     pub n_ctx_train: usize,
-    pub rope_base: f32,
+    /// RoPE frequency base and scaling (`rope.*` keys, then any user
+    /// overrides: [`ModelConfig::set_rope_overrides`]).
+    pub rope: RopeParams,
     pub rms_eps: f32,
     /// qwen35 only: the recurrent layers and their sizes.
     pub hybrid: Option<HybridConfig>,
@@ -88,6 +105,7 @@ impl ModelConfig {
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
             "qwen35" => Arch::Qwen35,
+            "llama" => Arch::Llama,
             other => return Err(EngineError::UnsupportedArch(other.to_string())),
         };
         let a = arch.name();
@@ -128,6 +146,9 @@ impl ModelConfig {
                 "RoPE needs an even head size",
             ));
         }
+        if arch == Arch::Llama {
+            llama_unsupported(f, a, head_dim)?;
+        }
         let n_ff = dim(f, &k("feed_forward_length"))?;
         let n_ctx_train = match f.get(&k("context_length")) {
             Some(_) => {
@@ -139,16 +160,11 @@ impl ModelConfig {
             }
             None => 4096,
         };
-        let rope_base = match f.get(&k("rope.freq_base")) {
-            Some(_) => f.get_f32(&k("rope.freq_base"))?,
-            None => 10_000.0,
-        };
-        if !(rope_base.is_finite() && rope_base > 0.0) {
-            return Err(bad(
-                &k("rope.freq_base"),
-                format!("{rope_base} is not a positive number"),
-            ));
-        }
+        let rope = RopeParams::resolve(
+            &RopeHparams::from_gguf(f, a)?,
+            n_ctx_train,
+            &RopeOptions::default(),
+        )?;
         let eps_key = k("attention.layer_norm_rms_epsilon");
         let rms_eps = f.get_f32(&eps_key)?;
         if !(rms_eps.is_finite() && rms_eps > 0.0) {
@@ -176,10 +192,24 @@ impl ModelConfig {
             head_dim_v,
             n_ff,
             n_ctx_train,
-            rope_base,
+            rope,
             rms_eps,
             hybrid,
         })
+    }
+
+    /// Re-resolves [`ModelConfig::rope`] from `f`'s keys (the file this
+    /// config was read from) with the user's overrides `o`.
+    pub fn set_rope_overrides(&mut self, f: &GgufFile, o: &RopeOptions) -> Result<()> {
+        let h = RopeHparams::from_gguf(f, self.arch.name())?;
+        self.rope = RopeParams::resolve(&h, self.n_ctx_train, o)?;
+        Ok(())
+    }
+
+    /// The longest context allowed: the training context, or the scaled
+    /// one when RoPE scaling extends it ([`RopeParams::max_ctx`]).
+    pub fn max_ctx(&self) -> usize {
+        self.rope.max_ctx(self.n_ctx_train)
     }
 
     /// Whether layer `il` is a recurrent (Gated DeltaNet) layer.
@@ -212,6 +242,35 @@ impl ModelConfig {
     pub fn v_dim(&self) -> usize {
         self.n_head_kv * self.head_dim_v
     }
+}
+
+/// The llama variants shohin does not run yet, refused by name rather than
+/// run wrong: mixture of experts (Mixtral), a custom attention scale
+/// (Granite), partial rotary, Llama 4's q/k norm, and LongRoPE.
+fn llama_unsupported(f: &GgufFile, a: &str, head_dim: usize) -> Result<()> {
+    let k = |s: &str| format!("{a}.{s}");
+    if f.get(&k("expert_count")).is_some() && f.get_u64(&k("expert_count"))? > 0 {
+        return Err(bad(
+            &k("expert_count"),
+            "mixture-of-experts llama models are not supported",
+        ));
+    }
+    if f.get(&k("attention.scale")).is_some() {
+        return Err(bad(
+            &k("attention.scale"),
+            "a custom attention scale (Granite) is not supported",
+        ));
+    }
+    if f.get(&k("rope.dimension_count")).is_some() {
+        let n_rot = f.get_u64(&k("rope.dimension_count"))?;
+        if n_rot != head_dim as u64 {
+            return Err(bad(
+                &k("rope.dimension_count"),
+                format!("{n_rot} differs from the head size {head_dim} (llama.cpp's llama graph requires them equal)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// qwen35's hybrid layout and Gated DeltaNet sizes (llama.cpp

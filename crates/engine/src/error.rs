@@ -46,8 +46,14 @@ pub enum EngineError {
     EmptyPrompt,
     #[error("{0}")]
     ThreadPool(String),
+    /// A LoRA adapter file that cannot apply to this model (lora.rs).
+    #[error("LoRA adapter {file}: {why}")]
+    Lora { file: String, why: String },
     #[error("{0}")]
     BadCacheType(String),
+    /// Context shift asked of a model or cache that cannot drop tokens.
+    #[error("{0}")]
+    NoContextShift(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -10,6 +10,8 @@ use half::vec::HalfBitsVecExt;
 use shohin_quant::{kernels, GgmlType};
 use std::str::FromStr;
 
+pub(crate) mod shift;
+
 /// How the cache stores keys or values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CacheType {

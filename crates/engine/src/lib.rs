@@ -5,14 +5,17 @@
 mod attention;
 pub mod backend;
 pub mod config;
+pub mod context_shift;
 mod delta_net;
 pub mod error;
 pub mod generate;
 pub mod hadamard;
 pub mod kv_cache;
+pub mod lora;
 pub mod model;
 mod ops;
 pub mod recurrent;
+pub mod rope;
 pub mod sampler;
 pub mod scheduler;
 pub mod session;

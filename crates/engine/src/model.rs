@@ -31,6 +31,8 @@ pub struct Model {
     kv_types: KvTypes,
     /// Activation buffers reused by every forward pass.
     work: Mutex<Workspace>,
+    /// The LoRA adapters applied by each forward step (lora.rs).
+    pub(crate) lora: crate::lora::LoraSlot,
 }
 
 /// The activation buffers of a forward pass, kept between calls so that a
@@ -176,6 +178,7 @@ impl Model {
             fold,
             kv_types: KvTypes::default(),
             work: Mutex::new(Workspace::default()),
+            lora: Default::default(),
         })
     }
 
@@ -250,8 +253,7 @@ impl Model {
     pub fn output_logits(&self, h: &mut [f32], rows: usize, logits: &mut [f32]) {
         let w = &self.weights;
         fold_input(&w.output, h);
-        self.backend
-            .matmul(w.output.view(&self.file), h, rows, logits);
+        self.matmul_lora(&self.lora.active(), &w.output, h, rows, logits);
     }
 
     /// One step over several sequences: every span's tokens run through
@@ -369,6 +371,7 @@ impl Model {
             )
             .expect("embedding row is whole blocks");
         }
+        self.embed_lora(spans.iter().flat_map(|s| s.tokens.iter().copied()), x);
         // An inverse-folded table stores H·S·e: restore e = S·H·e'.
         if let Some(p) = self.fold.as_ref().and_then(|f| f.embedding_plan()) {
             p.apply(x).expect("embedding rows are n_embd wide");
@@ -382,8 +385,10 @@ impl Model {
     fn forward_layers(&self, spans: &mut [Span<'_>], ws: &mut Workspace) {
         let c = &self.config;
         let w = &self.weights;
-        let f = &self.file;
-        let be = &*self.backend;
+        let lora = self.lora.active();
+        let mm = |m: &Matrix, x: &[f32], n: usize, out: &mut [f32]| {
+            self.matmul_lora(&lora, m, x, n, out)
+        };
         let n = self.begin_step(spans, ws);
         let d = c.n_embd;
         let (hd, hd_v) = (c.head_dim, c.head_dim_v);
@@ -413,7 +418,7 @@ impl Model {
         let up = fit(up, n * c.n_ff); // [n][n_ff]
         rope.resize(n * hd / 2, (0.0, 0.0)); // [n][hd/2] (cos, sin)
         for (t, r) in rope.chunks_mut(hd / 2).enumerate() {
-            ops::rope_cache(pos[t], hd, c.rope_base, r);
+            c.rope.cache(pos[t] as i64, hd, r);
         }
 
         for (il, l) in w.layers.iter().enumerate() {
@@ -422,9 +427,9 @@ impl Model {
                 let xs = &x[t * d..(t + 1) * d];
                 ops::rms_norm(xs, &l.attn_norm, c.rms_eps, &mut h[t * d..(t + 1) * d]);
             }
-            be.matmul(l.wq.view(f), h, n, q);
-            be.matmul(l.wk.view(f), h, n, k);
-            be.matmul(l.wv.view(f), h, n, v);
+            mm(&l.wq, h, n, q);
+            mm(&l.wk, h, n, k);
+            mm(&l.wv, h, n, v);
             for (buf, bias) in [(&mut *q, &l.bq), (&mut *k, &l.bk), (&mut *v, &l.bv)] {
                 if let Some(b) = bias {
                     for row in buf.chunks_mut(b.len()) {
@@ -439,11 +444,12 @@ impl Model {
                     }
                 }
             }
+            let layout = c.arch.rope_layout();
             for (buf, width) in [(&mut *q, c.q_dim()), (&mut *k, c.k_dim())] {
                 for (t, row) in buf.chunks_mut(width).enumerate() {
                     let r = &rope[t * hd / 2..(t + 1) * hd / 2];
                     for head in row.chunks_mut(hd) {
-                        ops::rope_neox(head, r);
+                        ops::rope(layout, head, r);
                     }
                 }
             }
@@ -483,7 +489,7 @@ impl Model {
             if let Some(nr) = v_rot {
                 att.chunks_mut(nr).for_each(ops::hadamard);
             }
-            be.matmul(l.wo.view(f), att, n, proj);
+            mm(&l.wo, att, n, proj);
             ops::add_inplace(x, proj);
 
             // --- feed-forward (SwiGLU) ---
@@ -491,10 +497,10 @@ impl Model {
                 let xs = &x[t * d..(t + 1) * d];
                 ops::rms_norm(xs, &l.ffn_norm, c.rms_eps, &mut h[t * d..(t + 1) * d]);
             }
-            be.matmul(l.w_gate.view(f), h, n, gate);
-            be.matmul(l.w_up.view(f), h, n, up);
+            mm(&l.w_gate, h, n, gate);
+            mm(&l.w_up, h, n, up);
             ops::swiglu(gate, up);
-            be.matmul(l.w_down.view(f), gate, n, proj);
+            mm(&l.w_down, gate, n, proj);
             ops::add_inplace(x, proj);
         }
         for sp in spans.iter_mut() {

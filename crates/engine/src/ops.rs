@@ -30,15 +30,32 @@ fn rms_scale(x: &[f32], eps: f32) -> f32 {
     1.0 / (mean + eps).sqrt()
 }
 
-/// cos/sin table for one position, NEOX RoPE over `head_dim` dims.
-/// ggml's rope cache: theta_i = pos * base^(-2i/d), computed by repeated
-/// multiplication with `theta_scale` in f32 (ops.cpp rope_yarn / cache init).
-pub fn rope_cache(pos: usize, head_dim: usize, base: f32, cache: &mut [(f32, f32)]) {
-    let theta_scale = base.powf(-2.0 / head_dim as f32);
-    let mut theta = pos as f32;
-    for c in cache.iter_mut().take(head_dim / 2) {
-        *c = (theta.cos(), theta.sin());
-        theta *= theta_scale;
+/// How RoPE pairs a head's dims (llama.cpp `llama_rope_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Rotate-half: dims i and i + d/2 form a pair (qwen2, qwen3, qwen35).
+    Neox,
+    /// Adjacent dims 2i and 2i + 1 form a pair (llama; its converter
+    /// permutes the q/k rows of Hugging Face checkpoints to match).
+    Norm,
+}
+
+/// RoPE on one head in `layout` (pair i turns by the angle of `cache[i]`).
+pub fn rope(layout: RopeLayout, head: &mut [f32], cache: &[(f32, f32)]) {
+    match layout {
+        RopeLayout::Neox => rope_neox(head, cache),
+        RopeLayout::Norm => rope_norm(head, cache),
+    }
+}
+
+/// NORM RoPE on one head: dims 2i and 2i + 1 form pair i (ops.cpp
+/// `rope_f32` with mode 0), with the same contracted arithmetic as
+/// [`rope_neox`].
+pub fn rope_norm(head: &mut [f32], cache: &[(f32, f32)]) {
+    for (p, &(c, s)) in head.chunks_exact_mut(2).zip(cache) {
+        let (v0, v1) = (p[0], p[1]);
+        p[0] = fma_f32(v0, c, -(v1 * s));
+        p[1] = fma_f32(v0, s, v1 * c);
     }
 }
 
@@ -279,7 +296,13 @@ mod tests {
     fn rope_rotates_pairs_by_position_angle() {
         // head_dim 4: pairs (0,2) at theta = pos, (1,3) at pos * base^-0.5
         let mut c = [(0.0, 0.0); 2];
-        rope_cache(3, 4, 100.0, &mut c);
+        let p = crate::rope::RopeParams::resolve(
+            &crate::rope::RopeHparams::plain(100.0),
+            4096,
+            &crate::rope::RopeOptions::default(),
+        )
+        .unwrap();
+        p.cache(3, 4, &mut c);
         let mut h = [1.0f32, 1.0, 0.0, 0.0];
         rope_neox(&mut h, &c);
         let t1 = 3.0f64 * 100f64.powf(-0.5);

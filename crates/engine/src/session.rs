@@ -6,21 +6,27 @@ use crate::kv_cache::KvCache;
 use crate::model::Model;
 use std::time::{Duration, Instant};
 
+mod shift;
+
 /// Default context when `--ctx-size` is not given: min(model context, this).
 pub const DEFAULT_CTX: usize = 4096;
 
 /// The context size to allocate: `requested`, or min(model, 4096).
-/// Never larger than the model's training context.
-pub fn resolve_ctx(requested: Option<usize>, n_ctx_train: usize) -> Result<usize> {
+/// Never larger than `max_ctx`: the model's training context, or with RoPE
+/// scaling the scaled one ([`crate::config::ModelConfig::max_ctx`]).
+pub fn resolve_ctx(requested: Option<usize>, max_ctx: usize) -> Result<usize> {
     match requested {
-        None => Ok(n_ctx_train.min(DEFAULT_CTX)),
+        None => Ok(max_ctx.min(DEFAULT_CTX)),
         Some(0) => Err(EngineError::BadCtxSize {
             got: 0,
             why: "must be at least 1".into(),
         }),
-        Some(n) if n > n_ctx_train => Err(EngineError::BadCtxSize {
+        Some(n) if n > max_ctx => Err(EngineError::BadCtxSize {
             got: n,
-            why: format!("the model was trained for {n_ctx_train} positions"),
+            why: format!(
+                "the model supports {max_ctx} positions (its training context; RoPE scaling, \
+                 e.g. --rope-scaling yarn --rope-scale N, extends it)"
+            ),
         }),
         Some(n) => Ok(n),
     }
@@ -60,6 +66,8 @@ pub struct Session<'m> {
     tokens: Vec<u32>,
     logits: Vec<f32>,
     pub timings: Timings,
+    /// Context shift, when on (session/shift.rs).
+    shift: Option<shift::ShiftState>,
 }
 
 impl<'m> Session<'m> {
@@ -70,6 +78,7 @@ impl<'m> Session<'m> {
             tokens: Vec::new(),
             logits: vec![0.0; model.n_vocab()],
             timings: Timings::default(),
+            shift: None,
         }
     }
 
@@ -91,6 +100,11 @@ impl<'m> Session<'m> {
     /// Evaluate a prompt (batched). Errors before touching the cache when it
     /// cannot fit.
     pub fn prompt(&mut self, ids: &[u32]) -> Result<&[f32]> {
+        if self.shift.is_some() && !self.tokens.is_empty() {
+            // A later prompt (a chat turn) may need shifts on the way.
+            return self.prompt_shifting(ids);
+        }
+        self.resolve_keep(ids.len());
         if self.tokens.len() + ids.len() > self.n_ctx() {
             return Err(EngineError::PromptTooLong {
                 n_prompt: self.tokens.len() + ids.len(),
@@ -142,6 +156,7 @@ impl<'m> Session<'m> {
         let n = n.min(self.tokens.len());
         self.tokens.truncate(n);
         self.cache.truncate(n);
+        self.forget_shifts_after(n);
     }
 
     /// KV cache bytes.

@@ -165,6 +165,47 @@ fn opt_vector(f: &GgufFile, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
     }
 }
 
+/// Tensors of llama variants that shohin does not apply yet: refused by
+/// name rather than ignored (llama.cpp `src/models/llama.cpp` loads them as
+/// optional).
+fn llama_unsupported_tensors(f: &GgufFile, n_layer: usize) -> Result<()> {
+    let why = |name: &str, what: &str| EngineError::BadHparam {
+        key: name.to_string(),
+        why: format!("{what} is not supported yet"),
+    };
+    if f.tensor("rope_freqs.weight").is_some() {
+        return Err(why(
+            "rope_freqs.weight",
+            "Llama 3.1+'s RoPE frequency factors tensor",
+        ));
+    }
+    for i in 0..n_layer {
+        for s in [
+            "attn_output.bias",
+            "ffn_gate.bias",
+            "ffn_up.bias",
+            "ffn_down.bias",
+        ] {
+            let name = format!("blk.{i}.{s}");
+            if f.tensor(&name).is_some() {
+                return Err(why(&name, "a bias on this llama matrix"));
+            }
+        }
+        for s in [
+            "attn_q.bias",
+            "attn_k.bias",
+            "attn_v.bias",
+            "attn_qkv.weight",
+        ] {
+            let name = format!("blk.{i}.{s}");
+            if f.tensor(&name).is_some() {
+                return Err(why(&name, "this llama tensor"));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Weights {
     pub fn load(f: &GgufFile, c: &ModelConfig) -> Result<Self> {
         let te = find(f, "token_embd.weight")?;
@@ -193,6 +234,9 @@ impl Weights {
         for i in 0..n_hybrid {
             hybrid.push(HybridLayer::load(f, c, i)?);
         }
+        if c.arch == Arch::Llama {
+            llama_unsupported_tensors(f, c.n_layer)?;
+        }
         let mut layers = Vec::with_capacity(n_plain.min(f.tensors().len()));
         for i in 0..n_plain {
             let n = |s: &str| format!("blk.{i}.{s}");
@@ -204,6 +248,7 @@ impl Weights {
                     None,
                     None,
                 ),
+                Arch::Llama => (None, None, None, None, None),
                 Arch::Qwen3 | Arch::Qwen35 => (
                     None,
                     None,

@@ -80,6 +80,11 @@ fn main() {
         (Q5_0, 4864),
         (Q4_0, 896),
         (Q4_0, 4864),
+        // the asymmetric formats (activations `Q8_1`)
+        (Q4_1, 896),
+        (Q4_1, 4864),
+        (Q5_1, 896),
+        (Q5_1, 4864),
         (Q4K, 4864),
         (Q5K, 4864),
         (Q6K, 4864),
@@ -132,7 +137,13 @@ fn main() {
         }
     }
     println!("\nns per activation row (quantize)");
-    for (ty, cols) in [(Q8_0, 896), (Q8_0, 4864), (Q8K, 4864)] {
+    for (ty, cols) in [
+        (Q8_0, 896),
+        (Q8_0, 4864),
+        (Q8_1, 896),
+        (Q8_1, 4864),
+        (Q8K, 4864),
+    ] {
         let x = floats(TOKENS * cols, 3);
         let mut b = vec![0u8; TOKENS * cols / ty.block_size() * ty.type_size()];
         print!("{:<6} {:>5} {:<8}", ty.name(), cols, "quantize");

@@ -4,8 +4,8 @@
 //!
 //! Dot products follow ggml-cpu: activations are first quantized to the
 //! weight format's [`GgmlType::vec_dot_type`] (Q8_0 for the 32-weight
-//! formats, Q8_1 for `Q5_1`, Q8_0's row-planar form `Q8_0R` for the 1-bit /
-//! ternary 64- and 128-weight ones (`PTQ1_0` included), Q8_K for the 256-weight ones, F16/BF16/F32 for the
+//! formats, Q8_1 for `Q4_1` and `Q5_1`, Q8_0's row-planar form `Q8_0R`
+//! for the 1-bit / ternary 64- and 128-weight ones (`PTQ1_0` included), Q8_K for the 256-weight ones, F16/BF16/F32 for the
 //! float ones), then `vec_dot(weights, activations)` accumulates in integers
 //! per block.
 
@@ -21,6 +21,7 @@ mod q1_0;
 mod q2_0;
 mod q2_0_g128;
 mod q4_0;
+mod q4_1;
 mod q4_k;
 mod q5_0;
 mod q5_1;
@@ -96,6 +97,7 @@ pub fn scalar_kernels(ty: GgmlType) -> Kernels {
         F16 => k!(fp16),
         BF16 => k!(bf16),
         Q4_0 => k!(q4_0),
+        Q4_1 => k!(q4_1),
         Q5_0 => k!(q5_0),
         Q5_1 => k!(q5_1),
         Q8_0 => k!(q8_0),

@@ -1,6 +1,6 @@
 //! `Q8_1` (ggml type 9): 32 signed bytes, an `f16` scale and an `f16`
-//! block sum per block. It is the activation format of the `Q5_1` dot
-//! product (ggml-cpu `vec_dot_type`), so [`quantize`] must equal ggml's
+//! block sum per block. It is the activation format of the `Q4_1` and
+//! `Q5_1` dot products (ggml-cpu `vec_dot_type`), so [`quantize`] must equal ggml's
 //! bit for bit; shohin never stores weights in it.
 //!
 //! Layout (ggml-common.h `block_q8_1`, `QK8_1 = 32`, 36 bytes):

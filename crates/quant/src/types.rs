@@ -19,12 +19,16 @@ pub enum GgmlType {
     F16,
     BF16,
     Q4_0,
+    /// 4-bit with a per-block minimum (id 3): the asymmetric sibling of
+    /// `Q4_0`, still found in older GGUF files.
+    Q4_1,
     Q5_0,
     /// 5-bit with a per-block minimum (id 7): llama-quantize's fallback for
     /// rows that are not a multiple of 256 in the Q5_K mixes.
     Q5_1,
     Q8_0,
-    /// Activations only in shohin (id 9): what `Q5_1` dot products consume.
+    /// Activations only in shohin (id 9): what `Q4_1` and `Q5_1` dot
+    /// products consume.
     Q8_1,
     Q8K,
     Q4K,
@@ -53,11 +57,12 @@ pub enum GgmlType {
 pub const NO_GGUF_ID: u32 = u32::MAX;
 
 /// Every variant, in table order (tests iterate over it).
-pub const ALL_TYPES: [GgmlType; 20] = [
+pub const ALL_TYPES: [GgmlType; 21] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::BF16,
     GgmlType::Q4_0,
+    GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
@@ -118,6 +123,8 @@ impl GgmlType {
             F16 => tr("F16", 1, 1, 2, F16),
             BF16 => tr("BF16", 30, 1, 2, BF16),
             Q4_0 => tr("Q4_0", 2, 32, 18, Q8_0),
+            // f16 d + f16 m + 16 bytes of nibbles
+            Q4_1 => tr("Q4_1", 3, 32, 2 + 2 + 16, Q8_1),
             Q5_0 => tr("Q5_0", 6, 32, 22, Q8_0),
             // f16 d + f16 m + 4 bytes of fifth bits + 16 bytes of nibbles
             Q5_1 => tr("Q5_1", 7, 32, 2 + 2 + 4 + 16, Q8_1),
@@ -197,6 +204,7 @@ impl GgmlType {
             1 => &[F16],
             30 => &[BF16],
             2 => &[Q4_0],
+            3 => &[Q4_1],
             6 => &[Q5_0],
             7 => &[Q5_1],
             8 => &[Q8_0],
@@ -284,6 +292,11 @@ mod tests {
         assert_eq!(GgmlType::Q5_1.type_size(), 24);
         assert_eq!(GgmlType::Q8_1.type_size(), 36);
         assert_eq!(GgmlType::Q5_1.vec_dot_type(), GgmlType::Q8_1);
+        // sizeof(block_q4_1) == 2 * sizeof(ggml_half) + QK4_1 / 2
+        assert_eq!(GgmlType::Q4_1.type_size(), 20);
+        assert_eq!(GgmlType::Q4_1.id(), 3);
+        assert_eq!(GgmlType::Q4_1.vec_dot_type(), GgmlType::Q8_1);
+        assert_eq!(GgmlType::resolve(3, 64, 40), Ok(GgmlType::Q4_1));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! (`kernels_for(ty, level)` for `level <= detected()`).
 //!
 //! What must hold (module doc of `simd::x86::standard`):
-//! * quantizers `Q8_0`, `Q8_K`: bit for bit, on any input (ties, NaN, ±inf,
-//!   subnormal maxima);
+//! * quantizers `Q8_0`, `Q8_1`, `Q8_K`: bit for bit, on any input (ties,
+//!   NaN, ±inf, subnormal maxima);
 //! * K-quant dots (`Q4_K`, `Q5_K`, `Q6_K`): bit for bit (they replay the
 //!   reference's `f32` steps on exact integers);
 //! * `Q8_0`/`Q5_0`/`Q4_0` dots: integer block sums exact, only the `f32`
@@ -15,6 +15,11 @@
 //!   derivation in `legacy.rs`: the reference's sequential sum is within
 //!   `(nb + 2)·u·T` of the exact value (two roundings per term for
 //!   `Q4_0`), the SIMD pairwise lanes within `(⌈nb/2⌉ + 5)·u·T`;
+//! * `Q4_1`/`Q5_1` dots: integer block sums exact, and the `f32` steps of
+//!   ggml's x86 kernels, so bit for bit equal to ggml's recorded
+//!   (dispatching-kernel) answers; against the scalar reference
+//!   `|simd − scalar| <= (2·nb + 8)·2⁻²⁴·T'`, `T' = Σ_blocks |d_w·d_a|·
+//!   Σ|q·q_a| + |m_w·s_a|` (derivation in `asym.rs`);
 //! * `F32`/`F16` dots: same `f32` products, `f64` sums in another order:
 //!   `|simd − scalar| <= (2⁻²³ + n·2⁻⁵¹)·T`;
 //! * `vec_dot_multi` row `t` equals that level's `vec_dot` bit for bit.
@@ -38,10 +43,12 @@ fn levels() -> Vec<Isa> {
     l
 }
 
-const BLOCK_FORMATS: [GgmlType; 6] = [
+const BLOCK_FORMATS: [GgmlType; 8] = [
     GgmlType::Q8_0,
     GgmlType::Q5_0,
     GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_1,
     GgmlType::Q4K,
     GgmlType::Q5K,
     GgmlType::Q6K,
@@ -49,6 +56,11 @@ const BLOCK_FORMATS: [GgmlType; 6] = [
 
 fn is_k(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K)
+}
+
+/// The formats with a minimum (`q·d + m`), dotted with `Q8_1`.
+fn has_min(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1)
 }
 
 /// Random finite `f16` bits (any exponent but the inf/NaN one).
@@ -118,7 +130,13 @@ fn blocks(ty: GgmlType, nb: usize, mode: u32, rng: &mut Rng) -> Vec<u8> {
                 GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
                     blk[..2].copy_from_slice(&f16_bits(rng))
                 }
-                GgmlType::Q4K | GgmlType::Q5K => {
+                // `d` and `m` (weights) or `d` and `s` (`Q8_1`); a random `s`
+                // is no valid block sum, but the dots take it as it is.
+                GgmlType::Q4K
+                | GgmlType::Q5K
+                | GgmlType::Q4_1
+                | GgmlType::Q5_1
+                | GgmlType::Q8_1 => {
                     blk[..2].copy_from_slice(&f16_bits(rng));
                     blk[2..4].copy_from_slice(&f16_bits(rng));
                 }
@@ -155,6 +173,47 @@ fn magnitude(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
         .sum()
 }
 
+fn f16_at(b: &[u8], off: usize) -> f64 {
+    let mut x = [0f32; 1];
+    dequantize_row(GgmlType::F16, &b[off..off + 2], &mut x).unwrap();
+    f64::from(x[0])
+}
+
+/// The unsigned quants of a `Q4_1` or `Q5_1` block (q4_1.rs, q5_1.rs).
+fn quants_with_min(ty: GgmlType, blk: &[u8]) -> [i64; 32] {
+    let (qs, qh) = if ty == GgmlType::Q5_1 {
+        (
+            &blk[8..24],
+            u32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
+        )
+    } else {
+        (&blk[4..20], 0)
+    };
+    std::array::from_fn(|i| {
+        let nib = if i < 16 { qs[i] & 0xF } else { qs[i - 16] >> 4 };
+        i64::from(nib) + (i64::from((qh >> i) & 1) << 4)
+    })
+}
+
+/// `T' = Σ_blocks |d_w·d_a|·Σ|q·q_a| + |m_w·s_a|`: the magnitudes of the
+/// terms both `Q4_1`/`Q5_1` kernels add (the minimum term comes from the
+/// activation's stored block sum `s`, so `Σ|w_i·a_i|` does not bound it).
+fn magnitude_with_min(ty: GgmlType, w: &[u8], a: &[u8]) -> f64 {
+    let at = GgmlType::Q8_1;
+    w.chunks_exact(ty.type_size())
+        .zip(a.chunks_exact(at.type_size()))
+        .map(|(bw, ba)| {
+            let q = quants_with_min(ty, bw);
+            let s: i64 = q
+                .iter()
+                .zip(&ba[4..])
+                .map(|(&q, &qa)| (q * i64::from(qa as i8)).abs())
+                .sum();
+            (f16_at(bw, 0) * f16_at(ba, 0)).abs() * s as f64 + (f16_at(bw, 2) * f16_at(ba, 2)).abs()
+        })
+        .sum()
+}
+
 /// Checks `simd` against `scalar` under the contract of `ty`.
 fn check_dot(ty: GgmlType, level: Isa, w: &[u8], a: &[u8], simd: f32, scalar: f32, what: &str) {
     let n = w.len() / ty.type_size() * ty.block_size();
@@ -167,11 +226,33 @@ fn check_dot(ty: GgmlType, level: Isa, w: &[u8], a: &[u8], simd: f32, scalar: f3
         );
         return;
     }
-    let t = magnitude(ty, w, a, n);
     let u = 2f64.powi(-24);
+    let nb = (n / ty.block_size()) as f64;
+    if has_min(ty) {
+        // A minimum beyond the `f16` range quantizes to ±inf (inputs up to
+        // ~10⁵ here); its `m·s` term is then ±inf or NaN in either kernel.
+        if !scalar.is_finite() {
+            assert!(
+                simd.to_bits() == scalar.to_bits() || (simd.is_nan() && scalar.is_nan()),
+                "{ty} {} {what}: {simd:e} vs scalar {scalar:e}",
+                level.name()
+            );
+            return;
+        }
+        // Module doc of simd::x86::standard::asym.
+        let tol = (2.0 * nb + 8.0) * u * magnitude_with_min(ty, w, a);
+        let err = (f64::from(simd) - f64::from(scalar)).abs();
+        assert!(
+            err <= tol,
+            "{ty} {} {what}: {simd:e} vs scalar {scalar:e}, err {err:e} > {tol:e}",
+            level.name()
+        );
+        return;
+    }
+    let t = magnitude(ty, w, a, n);
     let tol = match ty {
         GgmlType::F32 | GgmlType::F16 => (2.0 * u + n as f64 * 2f64.powi(-51)) * t,
-        _ => (1.5 * (n / ty.block_size()) as f64 + 8.0) * u * t,
+        _ => (1.5 * nb + 8.0) * u * t,
     };
     let err = (f64::from(simd) - f64::from(scalar)).abs();
     assert!(
@@ -198,7 +279,7 @@ fn simd_standard_kernels_are_installed() {
                     .into_iter()
                     .chain([GgmlType::F32, GgmlType::F16])
                     .collect(),
-                vec![GgmlType::Q8_0, GgmlType::Q8K],
+                vec![GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8K],
             )
         };
         for ty in dots {
@@ -323,6 +404,22 @@ fn simd_standard_q8_0_quantize_is_bit_exact() {
     check_quantize(GgmlType::Q8_0, &odd_blocks(32, &mut rng), "special values");
     check_quantize(
         GgmlType::Q8_0,
+        &floats(32 * 4864 / 32, &mut rng),
+        "4864 wide",
+    );
+}
+
+/// `Q8_1`: `Q8_0`'s quants and scale plus the block sum `s`.
+#[test]
+fn simd_standard_q8_1_quantize_is_bit_exact() {
+    let mut rng = Rng(0x5172);
+    for nb in 1..=9 {
+        check_quantize(GgmlType::Q8_1, &floats(nb * 32, &mut rng), "random");
+        check_quantize(GgmlType::Q8_1, &tie_blocks(32, nb, &mut rng), "ties");
+    }
+    check_quantize(GgmlType::Q8_1, &odd_blocks(32, &mut rng), "special values");
+    check_quantize(
+        GgmlType::Q8_1,
         &floats(32 * 4864 / 32, &mut rng),
         "4864 wide",
     );
@@ -465,7 +562,7 @@ fn simd_standard_known_answers_from_ggml() {
         let doc = load(name);
         for level in levels() {
             let k = kernels_for(ty, level);
-            if matches!(ty, GgmlType::Q8_0) {
+            if matches!(ty, GgmlType::Q8_0 | GgmlType::Q8_1) {
                 for case in cases(&doc, "quantize") {
                     let src = f32s(&field(case, "src"));
                     let want = field(case, "dst");
@@ -480,6 +577,18 @@ fn simd_standard_known_answers_from_ggml() {
                 let want = f32s(&field(case, "dot"))[0];
                 let n = w.len() / ty.type_size() * ty.block_size();
                 let got = (k.vec_dot)(&w, &a);
+                if has_min(ty) {
+                    // These kernels replay ggml's x86 float steps (module
+                    // doc of `simd::x86::standard::asym`): bit for bit.
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{ty} {}: {got:e} vs ggml {want:e}",
+                        level.name()
+                    );
+                    checked += 1;
+                    continue;
+                }
                 let mag = magnitude(ty, &w, &a, n);
                 let nblocks = (n / ty.block_size()) as f64;
                 let tol = (nblocks + 8.0) * f64::from(f32::EPSILON) * mag;

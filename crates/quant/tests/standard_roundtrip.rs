@@ -81,6 +81,35 @@ fn check_scalar_block(
     Ok(())
 }
 
+/// `Q4_1`/`Q5_1` (`top` = 15 / 31 levels above the minimum): with `d =
+/// f32((max - min)/top)` the exact scale, `dh`/`mh` the stored `f16`
+/// scale and minimum, a value is rounded to the nearest of `min + k·d`
+/// (never clipped: `(x - min)/d <= top` up to rounding), so per element
+/// `|x - y| <= d/2 + top·|d - dh| + |min - mh| + 8εA`; the `8εA` covers
+/// the `f32` roundings of `x - min` (range ≤ 2A), `·(1/d)` and `q·dh + mh`.
+fn check_min_block(
+    ty: GgmlType,
+    x: &[f32],
+    b: &[u8],
+    y: &[f32],
+    top: f64,
+) -> Result<(), TestCaseError> {
+    let a = amax(x);
+    let min = x.iter().copied().fold(f32::MAX, f32::min);
+    let max = x.iter().copied().fold(-f32::MAX, f32::max);
+    let d = f64::from((max - min) / top as f32);
+    let (dh, mh) = (f16_at(b, 0), f16_at(b, 2));
+    let tol = 0.5 * d + top * (d - dh).abs() + (f64::from(min) - mh).abs() + 8.0 * EPS * a;
+    for (i, (&xi, &yi)) in x.iter().zip(y).enumerate() {
+        let err = (f64::from(xi) - f64::from(yi)).abs();
+        prop_assert!(
+            err <= tol,
+            "{ty} value {i}: {xi:e} -> {yi:e}, err {err:e} > {tol:e} (min {min:e}, d {d:e}, dh {dh:e}, mh {mh:e})"
+        );
+    }
+    Ok(())
+}
+
 fn check_block_amax(ty: GgmlType, x: &[f32], y: &[f32], frac: f64) -> Result<(), TestCaseError> {
     let a = amax(x);
     for (i, (&xi, &yi)) in x.iter().zip(y).enumerate() {
@@ -135,6 +164,30 @@ proptest! {
         for k in 0..2 {
             let r = 32 * k..32 * (k + 1);
             check_scalar_block(GgmlType::Q5_0, &x[r.clone()], &b[22 * k..], &y[r], 16.0, 0.0)?;
+        }
+    }
+
+    /// The asymmetric formats, also on blocks shifted away from zero (where
+    /// the minimum, not the scale, carries most of the value).
+    #[test]
+    fn standard_roundtrip_q4_1(x in values(64, -4..=3), shift in -3.0f32..3.0) {
+        let s = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let x: Vec<f32> = x.iter().map(|v| v + shift * s).collect();
+        let (b, y) = roundtrip(GgmlType::Q4_1, &x);
+        for k in 0..2 {
+            let r = 32 * k..32 * (k + 1);
+            check_min_block(GgmlType::Q4_1, &x[r.clone()], &b[20 * k..], &y[r], 15.0)?;
+        }
+    }
+
+    #[test]
+    fn standard_roundtrip_q5_1(x in values(64, -4..=3), shift in -3.0f32..3.0) {
+        let s = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let x: Vec<f32> = x.iter().map(|v| v + shift * s).collect();
+        let (b, y) = roundtrip(GgmlType::Q5_1, &x);
+        for k in 0..2 {
+            let r = 32 * k..32 * (k + 1);
+            check_min_block(GgmlType::Q5_1, &x[r.clone()], &b[24 * k..], &y[r], 31.0)?;
         }
     }
 
@@ -223,7 +276,9 @@ proptest! {
 /// `A/8` with `A ≈ 2.3σ` for 32 normals → ≈ 6.9e-3. Limits are ~1.25× the
 /// values ggml's reference quantizers reach here (Q4_K 4.8e-3, Q5_K
 /// 1.2e-3, Q6_K 2.9e-4, Q4_0 6.7e-3, Q5_0 1.6e-3, Q8_0 2.5e-5, Q8_K
-/// 3.8e-5).
+/// 3.8e-5, Q4_1 5.8e-3, Q5_1 1.4e-3). The asymmetric formats spend their
+/// levels on `[min, max]` instead of `[-A, A]`: a step of `R/15` (`R/31`)
+/// with `R ≈ 2A`, a little finer than `Q4_0`'s `A/8` (`Q5_0`'s `A/16`).
 #[test]
 fn standard_roundtrip_mse_on_normal_data() {
     let limits = [
@@ -232,6 +287,8 @@ fn standard_roundtrip_mse_on_normal_data() {
         (GgmlType::Q6K, 3.7e-4),
         (GgmlType::Q4_0, 8.3e-3),
         (GgmlType::Q5_0, 2e-3),
+        (GgmlType::Q4_1, 7.3e-3),
+        (GgmlType::Q5_1, 1.7e-3),
         (GgmlType::Q8_0, 3.2e-5),
         (GgmlType::Q8K, 4.8e-5),
     ];

@@ -34,7 +34,7 @@ fn random_blocks(ty: GgmlType, nb: usize, rng: &mut Rng) -> Vec<u8> {
         };
         match ty {
             GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => blk[..2].copy_from_slice(&f16()),
-            GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q5_1 => {
+            GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q5_1 | GgmlType::Q4_1 => {
                 blk[..2].copy_from_slice(&f16());
                 blk[2..4].copy_from_slice(&f16());
             }
@@ -52,8 +52,8 @@ fn random_blocks(ty: GgmlType, nb: usize, rng: &mut Rng) -> Vec<u8> {
     b
 }
 
-/// `s = d·Σqs` of a `Q8_1` block, as its quantizer writes it (the `Q5_1`
-/// dot takes the weights' minimum term from it).
+/// `s = d·Σqs` of a `Q8_1` block, as its quantizer writes it (the `Q4_1`
+/// and `Q5_1` dots take the weights' minimum term from it).
 fn set_q8_1_sum(blk: &mut [u8]) {
     let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
     let sum: i32 = blk[4..].iter().map(|&q| i32::from(q as i8)).sum();
@@ -76,18 +76,19 @@ fn dequantized(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
     y
 }
 
-/// `Q5_1` takes its minimum term `m·Σ(qa·d_a)` from the `Q8_1` block sum
+/// `Q4_1` and `Q5_1` take their minimum term `m·Σ(qa·d_a)` from the `Q8_1` block sum
 /// `s`, which is stored as `f16` (ggml's design): per block the dot may
 /// differ from the exact one by `|m|` times half an `f16` ulp of `s`
 /// twice over (`s` is `f32 d·Σq` rounded, the reference uses the rounded
 /// `d`): relative 2⁻¹⁰, plus 2⁻²⁵ below the normal range. 0 for the
 /// other formats.
 fn q8_1_sum_rounding(ty: GgmlType, w: &[u8], a: &[u8]) -> f64 {
-    if ty != GgmlType::Q5_1 {
+    if ty != GgmlType::Q5_1 && ty != GgmlType::Q4_1 {
         return 0.0;
     }
     let f = |b: &[u8]| f64::from(half::f16::from_le_bytes([b[0], b[1]]).to_f32());
-    w.chunks_exact(24)
+    // `m` is bytes 2..4 of both blocks
+    w.chunks_exact(ty.type_size())
         .zip(a.chunks_exact(36))
         .map(|(bw, ba)| f(&bw[2..]).abs() * (f(&ba[2..]).abs() * 2f64.powi(-10) + 2f64.powi(-25)))
         .sum()

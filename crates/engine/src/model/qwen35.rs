@@ -103,7 +103,7 @@ impl Model {
         let nr = hc.n_rot;
         rope.resize(n * nr / 2, (0.0, 0.0));
         for (t, r) in rope.chunks_mut(nr / 2).enumerate() {
-            ops::rope_cache(pos[t], nr, c.rope_base, r);
+            c.rope.cache(pos[t] as i64, nr, r);
         }
         let ctx = StepCtx {
             n,

@@ -235,6 +235,9 @@ impl State<'_> {
         s.last_used = tick;
         let group = self.next_group;
         self.next_group += 1;
+        let n_keep = self.cfg.context_shift.map_or(0, |k| {
+            k.resolve(prompt.len(), self.tok.add_bos(), self.cfg.n_ctx_slot)
+        });
         let kind = match &req.task {
             Task::Generate { params, .. } => JobKind::Generate {
                 gen: Box::new(Generator::new(params.clone()).expect("checked at submit")),
@@ -254,6 +257,7 @@ impl State<'_> {
             kind,
             logits: Vec::new(),
             admitted: tick,
+            n_keep,
         });
         let mut reserved = Vec::new();
         if let Task::Generate { n, .. } = &req.task {
@@ -452,6 +456,7 @@ impl State<'_> {
             return;
         };
         let admitted = self.slots[src].job.as_ref().map_or(0, |j| j.admitted);
+        let n_keep = self.slots[src].job.as_ref().map_or(0, |j| j.n_keep);
         let logits = self.slots[src]
             .job
             .as_ref()
@@ -474,6 +479,7 @@ impl State<'_> {
                 },
                 logits: logits.clone(),
                 admitted,
+                n_keep,
             });
         }
     }
@@ -486,6 +492,7 @@ impl State<'_> {
             return;
         }
         let n_ctx = self.cfg.n_ctx_slot;
+        let which = &self.shift_full(which)[..];
         let tok = self.tok;
         let mut picked: Vec<(usize, &mut Slot)> = self
             .slots
@@ -512,6 +519,40 @@ impl State<'_> {
         for (i, r) in results {
             self.deliver(i, r);
         }
+    }
+
+    /// With context shift on, shift the slots of `which` whose cache is
+    /// full, so that the token they sample next fits (llama-server's
+    /// `pre_decode`). Returns the slots still to sample: a failed shift
+    /// ends its request with an error.
+    fn shift_full(&mut self, which: &[usize]) -> Vec<usize> {
+        let n_ctx = self.cfg.n_ctx_slot;
+        if self.cfg.context_shift.is_none() {
+            return which.to_vec();
+        }
+        let mut keep = Vec::with_capacity(which.len());
+        for &i in which {
+            if self.slots[i].tokens.len() < n_ctx {
+                keep.push(i);
+                continue;
+            }
+            match self.slots[i].shift(self.model) {
+                Ok(d) => {
+                    metrics::counter!("shohin_context_shifts_total").increment(1);
+                    metrics::counter!("shohin_context_shift_tokens_total").increment(d as u64);
+                    keep.push(i);
+                }
+                Err(e) => {
+                    if let Some(g) = self.slots[i].job.as_ref().map(|j| j.group) {
+                        if let Some(gr) = self.groups.get(&g) {
+                            let _ = gr.tx.send(Event::Error(e.to_string()));
+                        }
+                        self.end_group(g);
+                    }
+                }
+            }
+        }
+        keep
     }
 
     /// Send slot `i`'s sampled token (or its error) and do the bookkeeping.

@@ -42,6 +42,11 @@ pub struct EngineConfig {
     /// Prompt tokens per step at most while other sequences are decoding,
     /// so that a long prompt does not stall their streams.
     pub n_prefill_busy: usize,
+    /// Context shift (`--context-shift`, off by default as in
+    /// llama-server): a generation that fills its slot drops half of what
+    /// follows the kept start of its prompt instead of ending with
+    /// `length`. Prompts must still fit a slot.
+    pub context_shift: Option<crate::context_shift::Keep>,
 }
 
 impl EngineConfig {
@@ -56,6 +61,7 @@ impl EngineConfig {
             max_queue: 256,
             n_batch: 256,
             n_prefill_busy: 128,
+            context_shift: None,
         }
     }
 }

@@ -8,8 +8,10 @@
 //! does not change shape when the state does.
 
 use super::Pooling;
+use crate::context_shift::n_discard;
 use crate::generate::Generator;
 use crate::kv_cache::KvCache;
+use crate::model::Model;
 
 pub(crate) struct Slot {
     pub cache: KvCache,
@@ -20,6 +22,10 @@ pub(crate) struct Slot {
     pub reserved: bool,
     /// A counter value of the last use, for least-recently-used eviction.
     pub last_used: u64,
+    /// Rows `..exact` are what evaluating `tokens[..exact]` gives; past a
+    /// context shift only the kept start is (the moved rows attended to the
+    /// dropped tokens), so prefix reuse stops there.
+    exact: usize,
 }
 
 /// A request (or one choice of it) running in a slot.
@@ -35,6 +41,9 @@ pub(crate) struct Job {
     pub logits: Vec<f32>,
     /// When the job was admitted (orders prefill, oldest first).
     pub admitted: u64,
+    /// Positions a context shift keeps at the start (`--keep`, resolved
+    /// against this request's prompt).
+    pub n_keep: usize,
 }
 
 pub(crate) enum JobKind {
@@ -61,6 +70,7 @@ impl Slot {
             job: None,
             reserved: false,
             last_used: 0,
+            exact: usize::MAX,
         }
     }
 
@@ -81,7 +91,8 @@ impl Slot {
     /// For KV rows, all of them; a recurrent state could only be resumed at
     /// the positions where it was saved.
     pub fn reusable(&self, want: usize) -> usize {
-        self.cache.resumable(want.min(self.tokens.len()))
+        self.cache
+            .resumable(want.min(self.tokens.len()).min(self.exact))
     }
 
     /// Keep the first `n` positions only (fewer when a recurrent state
@@ -89,6 +100,9 @@ impl Slot {
     pub fn truncate(&mut self, n: usize) {
         self.cache.truncate(n);
         self.tokens.truncate(self.cache.len());
+        if self.tokens.len() <= self.exact {
+            self.exact = usize::MAX;
+        }
     }
 
     /// Make this slot hold the first `n` positions of `src` (fewer when a
@@ -98,5 +112,26 @@ impl Slot {
         self.tokens.clear();
         self.tokens
             .extend_from_slice(&src.tokens[..self.cache.len()]);
+        self.exact = if self.tokens.len() <= src.exact {
+            usize::MAX
+        } else {
+            src.exact
+        };
+    }
+
+    /// Context shift: drop half of the positions after the job's kept
+    /// start (llama-server's slot shift, tools/server/server-context.cpp)
+    /// and keep `tokens` in step. Returns how many went (0: none can).
+    pub fn shift(&mut self, model: &Model) -> crate::Result<usize> {
+        let len = self.tokens.len();
+        let keep = self.job.as_ref().map_or(0, |j| j.n_keep).min(len);
+        let d = n_discard(len, keep);
+        if d == 0 {
+            return Ok(0);
+        }
+        model.shift_cache(&mut self.cache, keep, d)?;
+        self.tokens.drain(keep..keep + d);
+        self.exact = self.exact.min(keep);
+        Ok(d)
     }
 }

@@ -2,7 +2,7 @@
 //! `shohin-test-support`), model loading and argmax.
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
-pub use shohin_test_support::{fixture, golden, ids, real_model, shared, step};
+pub use shohin_test_support::{fixture, golden, ids, llama_model, real_model, shared, step};
 
 use shohin_engine::backend::cpu::CpuBackend;
 use shohin_engine::model::Model;
@@ -66,4 +66,82 @@ pub fn set(meta: &mut [(String, shohin_gguf::Value)], key: &str, v: shohin_gguf:
         .find(|(k, _)| k == key)
         .unwrap_or_else(|| panic!("no key {key}"));
     slot.1 = v;
+}
+
+/// Below this top-2 gap, llama.cpp's own choice is a coin flip of rounding.
+pub const NEAR_TIE: f64 = 0.02;
+
+/// `m` against one llama.cpp golden run (`prompt_ids`, `greedy_ids`,
+/// `steps` of top-20 logits): (1) free-running greedy from the prompt until
+/// eos or a near-tie (top-2 gap < [`NEAR_TIE`]) where shohin picks the
+/// other token (a coin flip of rounding, not a bug; a near-tie where it
+/// picks llama.cpp's token keeps both runs on the same path); (2) fed
+/// llama.cpp's ids, the same top-1 wherever llama.cpp's gap is at least
+/// `NEAR_TIE`. `min`: the fewest (free, forced) steps that must be compared
+/// (so that a golden cut short or an early near-tie cannot leave the test
+/// checking nothing). Returns (free steps, forced steps, max |dlogit| over
+/// llama.cpp's top 20 at every step).
+pub fn check_golden(
+    what: &str,
+    m: &Model,
+    g: &serde_json::Value,
+    eos: u32,
+    min: (usize, usize),
+) -> (usize, usize, f64) {
+    use shohin_engine::session::Session;
+    let prompt = ids(&g["prompt_ids"]);
+    let peer = ids(&g["greedy_ids"]);
+    let n_ctx = prompt.len() + peer.len() + 1;
+
+    let mut s = Session::new(m, n_ctx);
+    s.prompt(&prompt).unwrap();
+    let mut free = 0;
+    for (i, &want) in peer.iter().enumerate() {
+        let (_, top) = step(g, i);
+        let got = argmax(s.logits());
+        if top[0] - top[1] < NEAR_TIE && got != want {
+            break;
+        }
+        assert_eq!(got, want, "{what}: greedy step {i}");
+        free += 1;
+        if want == eos {
+            break;
+        }
+        s.step(got).unwrap();
+    }
+
+    let mut s = Session::new(m, n_ctx);
+    s.prompt(&prompt).unwrap();
+    let mut worst = 0.0f64;
+    let mut forced = 0;
+    for (i, &fed) in peer.iter().enumerate() {
+        let (top_ids, top) = step(g, i);
+        let logits = s.logits();
+        if top[0] - top[1] >= NEAR_TIE {
+            assert_eq!(argmax(logits), top_ids[0], "{what}: forced step {i}");
+            forced += 1;
+        }
+        for (id, l) in top_ids.iter().zip(&top) {
+            worst = worst.max((f64::from(logits[*id as usize]) - l).abs());
+        }
+        if i + 1 < peer.len() {
+            s.step(fed).unwrap();
+        }
+    }
+    eprintln!(
+        "{what}: {free} of {} free-running greedy steps equal; top-1 equal at {forced} \
+         forced steps; max |dlogit| vs llama.cpp = {worst:.4}",
+        peer.len()
+    );
+    assert!(
+        free >= min.0,
+        "{what}: only {free} free-running steps compared (want >= {})",
+        min.0
+    );
+    assert!(
+        forced >= min.1,
+        "{what}: only {forced} forced steps compared (want >= {})",
+        min.1
+    );
+    (free, forced, worst)
 }

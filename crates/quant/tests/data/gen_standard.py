@@ -6,7 +6,7 @@ Two independent references, cross-checked against each other wherever both
 define a result:
 
 * gguf-py (llama.cpp/gguf-py/gguf/quants.py, numpy): dequantize for every
-  format it knows, quantize for F16, BF16, Q4_0, Q5_0, Q8_0.
+  format it knows, quantize for F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0.
 * ggml itself through ctypes: libggml-base (ggml-quants.c `*_ref`
   quantizers, `dequantize_row_*`, fp16/bf16 conversion; built without
   -march=native, so no FMA contraction) and libggml-cpu (the
@@ -53,6 +53,8 @@ FORMATS = {
     # they were (the files above regenerate byte for byte)
     "q5_1": (T.Q5_1, 32, 24, "q8_1"),
     "q8_1": (T.Q8_1, 32, 36, "q8_1"),
+    # after Q5_1/Q8_1 for the same reason
+    "q4_1": (T.Q4_1, 32, 20, "q8_1"),
 }
 
 
@@ -159,7 +161,7 @@ def random_blocks(rng, name, nblocks):
             d[0] = -abs(d[0])
         if name in ("q4_0", "q5_0", "q8_0"):
             b[0:2] = d[:1].view(np.uint8)
-        elif name in ("q4_k", "q5_k", "q5_1"):
+        elif name in ("q4_k", "q5_k", "q5_1", "q4_1"):
             b[0:4] = d.view(np.uint8)
         elif name == "q8_1":
             # s = d * sum(qs), as the quantizer writes it
@@ -287,7 +289,7 @@ def main():
             x = np.concatenate(rows)
             got = g.quantize(name, x)
             ref = "ggml quantize_row_" + name + "_ref"
-            if qt in (T.Q4_0, T.Q5_0, T.Q5_1, T.Q8_0):
+            if qt in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
                 py = gq.quantize(x, qt).reshape(-1)
                 assert (py == got).all(), f"{name}: gguf-py and ggml quantize differ"
                 ref = "gguf-py = " + ref

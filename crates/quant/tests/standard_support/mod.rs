@@ -6,7 +6,7 @@
 use shohin_quant::GgmlType;
 
 /// The formats these tests cover, with the name of their data file.
-pub const STANDARD: [(GgmlType, &str); 12] = [
+pub const STANDARD: [(GgmlType, &str); 13] = [
     (GgmlType::F32, "f32"),
     (GgmlType::F16, "f16"),
     (GgmlType::BF16, "bf16"),
@@ -19,6 +19,7 @@ pub const STANDARD: [(GgmlType, &str); 12] = [
     (GgmlType::Q6K, "q6_k"),
     (GgmlType::Q5_1, "q5_1"),
     (GgmlType::Q8_1, "q8_1"),
+    (GgmlType::Q4_1, "q4_1"),
 ];
 
 pub fn hex(s: &str) -> Vec<u8> {

@@ -69,7 +69,7 @@ struct Signed {
 /// (values 0..16), then high nibbles (16..32) — ggml's `Q4_0`/`Q5_0` order.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn nibbles(b: &[u8], off: usize) -> __m256i {
+pub(super) fn nibbles(b: &[u8], off: usize) -> __m256i {
     let x = _mm256_broadcastsi128_si256(ld16(b, off));
     // 32-bit shifts: bits crossing bytes land in the high nibble, dropped.
     let x = _mm256_srlv_epi32(x, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
@@ -82,11 +82,12 @@ fn q5_0_qh(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[2], b[3], b[4], b[5]])
 }
 
-/// `Q5_0` quants minus 16 (ggml-common.h `block_q5_0`: `d`, `qh`, `qs`).
+/// The 32 bits of `qh` spread to bytes: byte `i` is 0xFF where bit `i` is
+/// set, else 0 (AVX2 has no mask registers; shared with `Q5_1`).
 #[target_feature(enable = "avx2")]
 #[inline]
-fn q5_0_signed(b: &[u8]) -> __m256i {
-    let v = _mm256_set1_epi32(q5_0_qh(b) as i32);
+pub(super) fn bit_bytes(qh: u32) -> __m256i {
+    let v = _mm256_set1_epi32(qh as i32);
     // Byte i takes byte i/8 of qh (shuffles stay within 128-bit lanes, and
     // both lanes hold all of qh), then tests bit i%8.
     let pick = _mm256_setr_epi8(
@@ -94,7 +95,14 @@ fn q5_0_signed(b: &[u8]) -> __m256i {
         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
     );
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
-    let set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, pick), bit), bit);
+    _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, pick), bit), bit)
+}
+
+/// `Q5_0` quants minus 16 (ggml-common.h `block_q5_0`: `d`, `qh`, `qs`).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_0_signed(b: &[u8]) -> __m256i {
+    let set = bit_bytes(q5_0_qh(b));
     // q - 16 = nibble when the fifth bit is set, else nibble | 0xF0.
     let hi = _mm256_andnot_si256(set, _mm256_set1_epi8(0xF0_u8 as i8));
     _mm256_or_si256(nibbles(b, 6), hi)

@@ -1,7 +1,9 @@
-//! Activation quantizers `Q8_0` and `Q8_K` (AVX2), bit for bit equal to the
-//! scalar references `crate::q8_0::quantize` (ggml-quants.c
-//! `quantize_row_q8_0_ref`) and `crate::q8_k::quantize`
-//! (`quantize_row_q8_K_ref`) for every input, NaN and infinities included.
+//! Activation quantizers `Q8_0`, `Q8_1` and `Q8_K` (AVX2), bit for bit
+//! equal to the scalar references `crate::q8_0::quantize` (ggml-quants.c
+//! `quantize_row_q8_0_ref`), `crate::q8_1::quantize`
+//! (`quantize_row_q8_1_ref`: `Q8_0`'s quants plus the block sum) and
+//! `crate::q8_k::quantize` (`quantize_row_q8_K_ref`) for every input, NaN
+//! and infinities included.
 //!
 //! The scales are computed with the references' own scalar expressions;
 //! only the per-value work is vectorized, with the same `f32` operations:
@@ -26,6 +28,8 @@ use std::arch::x86_64::*;
 /// Values per `Q8_0` block and bytes per block (ggml-common.h).
 const QK8_0: usize = 32;
 const Q8_0: usize = 34;
+/// Bytes per `Q8_1` block (ggml-common.h: `d`, `s`, 32 quants).
+const Q8_1: usize = 36;
 /// Values per `Q8_K` block and bytes per block (ggml-common.h).
 const QK: usize = crate::QK_K;
 const Q8_K: usize = 4 + QK + 2 * (QK / 16);
@@ -79,46 +83,84 @@ fn pack_bytes(q: [__m256i; 4], truncate: bool) -> __m256i {
     _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
+/// One `Q8_0`/`Q8_1` block's quants (module doc) as 4 vectors of `i32`
+/// (values in −127..=127) and its `f32` scale `d`, not yet rounded to
+/// `f16`; `None` for the blocks the scalar code handles (maximum not
+/// finite, `1/d` overflows).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn q8_block(x: &[f32; QK8_0]) -> Option<(f32, [__m256i; 4])> {
+    let abs = _mm256_set1_epi32(0x7FFF_FFFF);
+    let v = [ld_ps(x, 0), ld_ps(x, 8), ld_ps(x, 16), ld_ps(x, 24)];
+    // Max of |v| on the bit patterns: integer order is float order for
+    // non-negative floats, and NaN/inf land at or above 0x7F80_0000.
+    let bits = v.map(|v| _mm256_and_si256(_mm256_castps_si256(v), abs));
+    let m = _mm256_max_epi32(
+        _mm256_max_epi32(bits[0], bits[1]),
+        _mm256_max_epi32(bits[2], bits[3]),
+    );
+    let amax_bits = hmax_i32(m);
+    if amax_bits >= 0x7F80_0000 {
+        return None;
+    }
+    let amax = f32::from_bits(amax_bits as u32);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    if !id.is_finite() {
+        return None;
+    }
+    let idv = _mm256_set1_ps(id);
+    let sign = _mm256_set1_ps(-0.0);
+    let half = _mm256_set1_ps(BELOW_HALF);
+    let q = v.map(|v| {
+        let x = _mm256_mul_ps(v, idv);
+        let h = _mm256_or_ps(_mm256_and_ps(x, sign), half);
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(x, h));
+        _mm256_cvttps_epi32(r)
+    });
+    Some((d, q))
+}
+
 /// `Q8_0` quantize (module doc).
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q8_0_imp(src: &[f32], dst: &mut [u8]) {
     let (xs, xr) = src.as_chunks::<QK8_0>();
     let (bs, br) = dst.as_chunks_mut::<Q8_0>();
     debug_assert!(xr.is_empty() && br.is_empty() && xs.len() == bs.len());
-    let abs = _mm256_set1_epi32(0x7FFF_FFFF);
     for (x, b) in xs.iter().zip(bs) {
-        let v = [ld_ps(x, 0), ld_ps(x, 8), ld_ps(x, 16), ld_ps(x, 24)];
-        // Max of |v| on the bit patterns: integer order is float order for
-        // non-negative floats, and NaN/inf land at or above 0x7F80_0000.
-        let bits = v.map(|v| _mm256_and_si256(_mm256_castps_si256(v), abs));
-        let m = _mm256_max_epi32(
-            _mm256_max_epi32(bits[0], bits[1]),
-            _mm256_max_epi32(bits[2], bits[3]),
-        );
-        let amax_bits = hmax_i32(m);
-        if amax_bits >= 0x7F80_0000 {
+        let Some((d, q)) = q8_block(x) else {
             crate::q8_0::quantize(x, b);
             continue;
-        }
-        let amax = f32::from_bits(amax_bits as u32);
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        if !id.is_finite() {
-            crate::q8_0::quantize(x, b);
-            continue;
-        }
+        };
         b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
-        let idv = _mm256_set1_ps(id);
-        let sign = _mm256_set1_ps(-0.0);
-        let half = _mm256_set1_ps(BELOW_HALF);
-        let q = v.map(|v| {
-            let x = _mm256_mul_ps(v, idv);
-            let h = _mm256_or_ps(_mm256_and_ps(x, sign), half);
-            let r =
-                _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(x, h));
-            _mm256_cvttps_epi32(r)
-        });
         st32(b, 2, pack_bytes(q, false));
+    }
+}
+
+/// `Q8_1` quantize: `Q8_0`'s quants and `d`, plus the block sum `s =
+/// f16(Σq · d)` (crate::q8_1::quantize; `Σq` is exact, the lanes never
+/// saturate in the pack, so the `i32` lanes sum to the stored bytes).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q8_1_imp(src: &[f32], dst: &mut [u8]) {
+    let (xs, xr) = src.as_chunks::<QK8_0>();
+    let (bs, br) = dst.as_chunks_mut::<Q8_1>();
+    debug_assert!(xr.is_empty() && br.is_empty() && xs.len() == bs.len());
+    for (x, b) in xs.iter().zip(bs) {
+        let Some((d, q)) = q8_block(x) else {
+            crate::q8_1::quantize(x, b);
+            continue;
+        };
+        let t = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+        let t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32::<0b01>(t)));
+        // `d` and `s` to `f16` in one F16C conversion, round to nearest
+        // even like `f16_bits`: equal for all non-NaN values, and both are
+        // finite or ±inf here (`d` finite, `|Σq| <= 4064`).
+        let ds = _mm_setr_ps(d, sum as f32 * d, 0.0, 0.0);
+        let h = _mm_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(ds);
+        b[..4].copy_from_slice(&_mm_cvtsi128_si32(h).to_le_bytes());
+        st32(b, 4, pack_bytes(q, false));
     }
 }
 
@@ -191,6 +233,11 @@ fn bsums(q: &[__m256i; 8]) -> __m256i {
 pub(super) fn q8_0(src: &[f32], dst: &mut [u8]) {
     // SAFETY: installed by apply() only after detection of AVX2+FMA+F16C.
     unsafe { q8_0_imp(src, dst) }
+}
+
+pub(super) fn q8_1(src: &[f32], dst: &mut [u8]) {
+    // SAFETY: installed by apply() only after detection of AVX2+FMA+F16C.
+    unsafe { q8_1_imp(src, dst) }
 }
 
 pub(super) fn q8_k(src: &[f32], dst: &mut [u8]) {
