@@ -165,6 +165,7 @@ impl ModelConfig {
             n_ctx_train,
             &RopeOptions::default(),
         )?;
+        let rope = freq_factors(arch, f, rope, head_dim)?;
         let eps_key = k("attention.layer_norm_rms_epsilon");
         let rms_eps = f.get_f32(&eps_key)?;
         if !(rms_eps.is_finite() && rms_eps > 0.0) {
@@ -202,7 +203,8 @@ impl ModelConfig {
     /// config was read from) with the user's overrides `o`.
     pub fn set_rope_overrides(&mut self, f: &GgufFile, o: &RopeOptions) -> Result<()> {
         let h = RopeHparams::from_gguf(f, self.arch.name())?;
-        self.rope = RopeParams::resolve(&h, self.n_ctx_train, o)?;
+        let rope = RopeParams::resolve(&h, self.n_ctx_train, o)?;
+        self.rope = freq_factors(self.arch, f, rope, self.head_dim)?;
         Ok(())
     }
 
@@ -241,6 +243,15 @@ impl ModelConfig {
     /// Width of the concatenated v heads.
     pub fn v_dim(&self) -> usize {
         self.n_head_kv * self.head_dim_v
+    }
+}
+
+/// llama's `rope_freqs.weight` (Llama 3.1+), read into the RoPE params;
+/// the Qwen graphs of llama.cpp do not read that tensor.
+fn freq_factors(arch: Arch, f: &GgufFile, rope: RopeParams, n_rot: usize) -> Result<RopeParams> {
+    match arch {
+        Arch::Llama => rope.with_freq_factors(f, n_rot),
+        _ => Ok(rope),
     }
 }
 

@@ -18,6 +18,7 @@
 
 use crate::error::{EngineError, Result};
 use shohin_gguf::GgufFile;
+use std::sync::Arc;
 
 /// Frequency scaling method (llama.cpp `llama_rope_scaling_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +111,9 @@ pub struct RopeParams {
     pub beta_slow: f32,
     /// The context the model was trained on before extension.
     pub n_ctx_orig: usize,
+    /// Per-pair divisors of the angle (`rope_freqs.weight`, Llama 3.1+'s
+    /// frequency scaling baked into the file), one per rotated pair.
+    pub freq_factors: Option<Arc<[f32]>>,
 }
 
 fn bad(key: &str, why: impl Into<String>) -> EngineError {
@@ -258,7 +262,39 @@ impl RopeParams {
             beta_fast,
             beta_slow,
             n_ctx_orig,
+            freq_factors: None,
         })
+    }
+
+    /// Reads `rope_freqs.weight` (F32, one divisor per rotated pair of
+    /// `n_rot` dims) into [`Self::freq_factors`] when the file has it, as
+    /// llama.cpp's llama graph passes it to `ggml_rope_ext`.
+    pub fn with_freq_factors(mut self, f: &GgufFile, n_rot: usize) -> Result<Self> {
+        const NAME: &str = "rope_freqs.weight";
+        let Some(t) = f.tensor(NAME) else {
+            return Ok(self);
+        };
+        if t.ggml_type != shohin_gguf::GgmlType::F32 || t.dims.as_slice() != [n_rot as u64 / 2] {
+            return Err(bad(
+                NAME,
+                format!(
+                    "must be F32 [{}] (one divisor per rotated pair), found {:?} {:?}",
+                    n_rot / 2,
+                    t.ggml_type,
+                    t.dims
+                ),
+            ));
+        }
+        let v: Vec<f32> = f
+            .tensor_data(t)
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+            return Err(bad(NAME, format!("divisor {x} is not a positive number")));
+        }
+        self.freq_factors = Some(v.into());
+        Ok(self)
     }
 
     /// Whether positions are scaled at all.
@@ -321,7 +357,12 @@ impl RopeParams {
         let corr = self.corr_dims(n_dims);
         let mut theta_extrap = pos as f32;
         for (i, c) in out.iter_mut().take(n_dims / 2).enumerate() {
-            let theta = self.angle(theta_extrap, i, corr);
+            // ggml_rope_cache_init: the pair's angle over its divisor.
+            let te = match &self.freq_factors {
+                Some(ff) => theta_extrap / ff[i],
+                None => theta_extrap,
+            };
+            let theta = self.angle(te, i, corr);
             let (s, co) = theta.sin_cos();
             *c = match mscale {
                 Some(m) => (co * m, s * m),

@@ -173,12 +173,6 @@ fn llama_unsupported_tensors(f: &GgufFile, n_layer: usize) -> Result<()> {
         key: name.to_string(),
         why: format!("{what} is not supported yet"),
     };
-    if f.tensor("rope_freqs.weight").is_some() {
-        return Err(why(
-            "rope_freqs.weight",
-            "Llama 3.1+'s RoPE frequency factors tensor",
-        ));
-    }
     for i in 0..n_layer {
         for s in [
             "attn_output.bias",

@@ -53,3 +53,64 @@ fn smollm2_tokenizes_like_llama_cpp() {
         );
     }
 }
+
+/// The fixture with a `rope_freqs.weight` tensor added: Llama 3.1+'s
+/// per-pair divisors of the RoPE angle (here 1 for the 8 fastest pairs, 64
+/// for the 8 slowest, linear between: the shape of Llama 3.1's scaling,
+/// made steep so that the output visibly changes),
+/// written to target/tmp for this test and for gen_llama_goldens.sh.
+fn write_rope_freqs_model() -> std::path::PathBuf {
+    use shohin_gguf::{GgmlType, GgufFile, GgufWriter};
+    let src = GgufFile::open(&llama_model()).unwrap();
+    let mut w = GgufWriter::new(src.metadata().to_vec());
+    for t in src.tensors() {
+        let data = src.tensor_data(t).to_vec();
+        w.add_tensor(t.name.clone(), t.dims.clone(), t.ggml_type, data);
+    }
+    let pairs = 32;
+    let ff: Vec<u8> = (0..pairs)
+        .map(|i| match i {
+            0..8 => 1.0f32,
+            24.. => 64.0,
+            _ => 1.0 + 63.0 * (i - 8) as f32 / 16.0,
+        })
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    w.add_tensor(
+        "rope_freqs.weight".to_string(),
+        vec![pairs],
+        GgmlType::F32,
+        ff,
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp/llama");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("smollm2-rope-freqs.gguf");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    w.write_to(&mut out).unwrap();
+    drop(out);
+    path
+}
+
+/// Writes the model for gen_llama_goldens.sh.
+#[test]
+#[ignore]
+fn write_models() {
+    eprintln!("{}", write_rope_freqs_model().display());
+}
+
+#[test]
+fn rope_freq_factors_match_llama_cpp() {
+    let path = write_rope_freqs_model();
+    let m = load(&path, 2);
+    let ff = m.config.rope.freq_factors.as_deref().unwrap();
+    assert_eq!((ff.len(), ff[0], ff[31]), (32, 1.0, 64.0));
+    let g = goldens();
+    let c = &g["rope_freqs"]["chat"];
+    let (_, _, worst) = check_golden("rope_freqs chat", &m, c, EOS, (48, 48));
+    assert!(worst < 1.6, "logits drift {worst} from llama.cpp");
+    // The divisors change the output: the plain fixture's greedy ids differ.
+    assert_ne!(
+        ids(&c["greedy_ids"]),
+        ids(&g["cases"]["chat"]["greedy_ids"])
+    );
+}
