@@ -521,9 +521,9 @@ impl State<'_> {
         }
     }
 
-    /// With context shift on, shift the slots of `which` whose cache is
-    /// full, so that the token they sample next fits (llama-server's
-    /// `pre_decode`). Returns the slots still to sample: a failed shift
+    /// With context shift on, shift the slots of `which` whose cache has
+    /// one position left, so that the token they sample next fits
+    /// (llama-server's `pre_decode`, same step). Returns the slots still to sample: a failed shift
     /// ends its request with an error.
     fn shift_full(&mut self, which: &[usize]) -> Vec<usize> {
         let n_ctx = self.cfg.n_ctx_slot;
@@ -532,7 +532,8 @@ impl State<'_> {
         }
         let mut keep = Vec::with_capacity(which.len());
         for &i in which {
-            if self.slots[i].tokens.len() < n_ctx {
+            // llama-server's pre_decode shifts at `n_tokens + 1 >= n_ctx`.
+            if self.slots[i].tokens.len() + 1 < n_ctx {
                 keep.push(i);
                 continue;
             }

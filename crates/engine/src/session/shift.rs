@@ -77,10 +77,13 @@ impl Session<'_> {
         h
     }
 
-    /// Whether one more token fits; with context shift on, a full context
-    /// is shifted first. Call before sampling a token to evaluate.
+    /// Whether one more token fits; with context shift on, a context with
+    /// one position left is shifted first: llama-cli shifts when `n_past +
+    /// 1 >= n_ctx` (tools/completion/completion.cpp), and shifting at the
+    /// same step keeps greedy runs comparable with it token for token.
+    /// Call before sampling a token to evaluate.
     pub fn make_room(&mut self) -> Result<bool> {
-        if self.tokens.len() >= self.n_ctx() && self.shift.is_some() {
+        if self.tokens.len() + 1 >= self.n_ctx() && self.shift.is_some() {
             self.shift()?;
         }
         Ok(self.tokens.len() < self.n_ctx())
