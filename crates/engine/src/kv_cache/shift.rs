@@ -165,6 +165,7 @@ mod tests {
             beta_fast: 32.0,
             beta_slow: 1.0,
             n_ctx_orig: 64,
+            freq_factors: None,
         }
     }
 
