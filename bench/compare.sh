@@ -26,6 +26,7 @@ done
 # The same ternary weights in llama.cpp's fast ternary format.
 [ -f "$D/synth-8b-tq2_0.gguf" ] || "$PEER/bin/llama-quantize" --allow-requantize "$D/synth-8b-q2_0.gguf" "$D/synth-8b-tq2_0.gguf" TQ2_0 >&2
 REAL=$(bash "$SHARED/fixtures/fetch-real-model.sh")
+LLAMA=$(bash scripts/fetch-llama-model.sh)
 
 cargo build --release >&2
 SHOHIN=target/release/shohin
@@ -37,6 +38,7 @@ CASES=(
   "8B ternary: shohin Q2_0 g64 vs llama.cpp TQ2_0|$D/synth-8b-q2_0.gguf|$D/synth-8b-tq2_0.gguf|64|16"
   "8B TQ2_0 (same file)|$D/synth-8b-tq2_0.gguf|$D/synth-8b-tq2_0.gguf|64|16"
   "real 0.5B Q4_K_M mix|$REAL|$REAL|128|32"
+  "real SmolLM2-135M llama Q4_1|$LLAMA|$LLAMA|128|32"
   "Bonsai 2 9B-shape qwen35 Q1_0|$D/synth-bonsai2-9b-q1_0.gguf|$D/synth-bonsai2-9b-q1_0.gguf|64|16"
   "Bonsai 2 9B-shape qwen35 Q2_0 g64|$D/synth-bonsai2-9b-q2_0.gguf|$D/synth-bonsai2-9b-q2_0.gguf|64|16"
 )
