@@ -87,6 +87,7 @@ impl Tensors {
 /// change the files.
 fn seed_salt(ty: GgmlType) -> u64 {
     match ty {
+        GgmlType::F32 => 0,
         GgmlType::F16 => 1,
         GgmlType::Q8_0 => 6,
         GgmlType::Q1_0 => 12,
