@@ -15,7 +15,7 @@
 //! `Q8_1` (ggml-cpu `vec_dot_type`), whose block sums `s = d·Σq` carry the
 //! `m` term of the dot product.
 
-use crate::fp16::{f16_bits, read_f16};
+use crate::fp16::read_f16;
 
 /// Values per block (`QK4_1`).
 const QK: usize = 32;
@@ -50,19 +50,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// min/max comparisons (which start from `±FLT_MAX`), as in C.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(BLOCK)) {
-        let (mut min, mut max) = (f32::MAX, -f32::MAX);
-        for &v in x {
-            if v < min {
-                min = v;
-            }
-            if v > max {
-                max = v;
-            }
-        }
-        let d = (max - min) / 15.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
-        b[2..4].copy_from_slice(&f16_bits(min).to_le_bytes());
+        let (min, id) = crate::q5_1::min_and_scale(x, 15.0, b);
         // Unlike Q5_1, ggml casts to `int8_t` and then caps at 15: `as i8`
         // truncates toward zero like that cast (the argument is in [0, 15.5]
         // for finite input, where both agree; out of range C is undefined,

@@ -54,25 +54,35 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// The block header of `Q5_1` / `Q4_1` (ggml-quants.c
+/// `quantize_row_q{5,4}_1_ref`): `d = (max - min) / levels` and `m = min`
+/// written as f16 to `b[..4]`; returns `min` and `1/d` (from the `f32` `d`,
+/// before its rounding). NaNs never win the min/max comparisons (which
+/// start from `±FLT_MAX`), as in C.
+pub(crate) fn min_and_scale(x: &[f32], levels: f32, b: &mut [u8]) -> (f32, f32) {
+    let (mut min, mut max) = (f32::MAX, -f32::MAX);
+    for &v in x {
+        if v < min {
+            min = v;
+        }
+        if v > max {
+            max = v;
+        }
+    }
+    let d = (max - min) / levels;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
+    b[2..4].copy_from_slice(&f16_bits(min).to_le_bytes());
+    (min, id)
+}
+
 /// ggml-quants.c `quantize_row_q5_1_ref`: `d = (max - min) / 31`, `m =
 /// min`, `q = trunc((x - min)·(1/d) + 0.5)` with `1/d` taken from the `f32`
 /// `d` before it is rounded to `f16`. NaNs never win the min/max
 /// comparisons (which start from `±FLT_MAX`), as in C.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
     for (x, b) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(BLOCK)) {
-        let (mut min, mut max) = (f32::MAX, -f32::MAX);
-        for &v in x {
-            if v < min {
-                min = v;
-            }
-            if v > max {
-                max = v;
-            }
-        }
-        let d = (max - min) / 31.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        b[..2].copy_from_slice(&f16_bits(d).to_le_bytes());
-        b[2..4].copy_from_slice(&f16_bits(min).to_le_bytes());
+        let (min, id) = min_and_scale(x, 31.0, b);
         // `as u8` truncates toward zero like the C `(uint8_t)` cast (the
         // argument is in [0, 31.5] for finite input; out of range C is
         // undefined, Rust saturates).
