@@ -15,6 +15,7 @@ pub fn llama_cpp_spellings(
         Some("-ctk") => "--cache-type-k".into(),
         Some("-ctv") => "--cache-type-v".into(),
         Some("-np") => "--parallel".into(),
+        Some("-md") => "--model-draft".into(),
         _ => a,
     })
     .collect()
@@ -295,6 +296,8 @@ pub struct RunArgs {
     pub grammar: GrammarArgs,
     #[command(flatten)]
     pub shift: ContextShiftArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Print one JSON object (prompt ids, generated ids, text, timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -325,6 +328,51 @@ pub struct ChatArgs {
     pub grammar: GrammarArgs,
     #[command(flatten)]
     pub shift: ContextShiftArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+/// Speculative decoding, with llama.cpp's flag names (`common/arg.cpp`).
+/// The output is the same as without it (crates/engine/src/speculative).
+#[derive(Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Draft model for speculative decoding: a smaller model with the same
+    /// vocabulary (also -md).
+    #[arg(
+        long = "model-draft",
+        visible_alias = "spec-draft-model",
+        value_name = "FNAME"
+    )]
+    pub model_draft: Option<PathBuf>,
+    /// Tokens to draft per step at most.
+    #[arg(
+        long = "draft-max",
+        visible_alias = "draft",
+        value_name = "N",
+        default_value_t = shohin_engine::speculative::DEFAULT_DRAFT_MAX
+    )]
+    pub draft_max: usize,
+    /// Drafts shorter than N are not verified (a plain step instead).
+    #[arg(long = "draft-min", value_name = "N", default_value_t = 0)]
+    pub draft_min: usize,
+    /// The draft model stops drafting at a token it gives less than P.
+    #[arg(
+        long = "draft-p-min",
+        value_name = "P",
+        default_value_t = shohin_engine::speculative::DEFAULT_DRAFT_P_MIN
+    )]
+    pub draft_p_min: f32,
+    /// Prompt lookup decoding: draft by continuing an earlier occurrence
+    /// of the last n-gram of the prompt and output (no draft model).
+    #[arg(long = "lookup", conflicts_with = "model_draft")]
+    pub lookup: bool,
+    /// With --lookup: the longest n-gram matched (down to 2).
+    #[arg(
+        long = "lookup-ngram",
+        value_name = "N",
+        default_value_t = shohin_engine::speculative::DEFAULT_LOOKUP_NGRAM
+    )]
+    pub lookup_ngram: usize,
 }
 
 #[derive(Args, Debug)]

@@ -8,6 +8,7 @@ use anyhow::Result;
 use shohin_chat::{ChatTemplate, Message, RenderOptions};
 use shohin_engine::generate::{GenParams, Generator};
 use shohin_engine::session::Session;
+use shohin_engine::speculative::Speculator;
 use shohin_tokenizer::Tokenizer;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -28,6 +29,8 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             ChatTemplate::chatml()
         }
     };
+    let draft = crate::spec::load_draft(&a.spec, &a.model, &l)?;
+    let mut spec = crate::spec::speculator(&a.spec, &l, draft.as_ref())?;
     let tok = &l.tokenizer;
     let text_of = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
     let opts = RenderOptions {
@@ -66,7 +69,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         };
         s.truncate(at);
         s.prompt(&ids[from..])?;
-        let reply = generate(s, tok, &params)?;
+        let reply = generate(s, spec.as_mut(), tok, &params)?;
         // The next turn draws fresh numbers, not this turn's again.
         params.sampling.seed = params.sampling.seed.wrapping_add(1);
         messages.push(Message::new("assistant", reply));
@@ -75,6 +78,9 @@ pub fn chat(a: ChatArgs) -> Result<()> {
     if let Some(p) = &a.prompt {
         turn(&mut s, &mut messages, p.clone())?;
         summary(&s.timings);
+        if let Some(sp) = &spec {
+            crate::spec::summary(&sp.stats);
+        }
         return Ok(());
     }
     let stdin = std::io::stdin();
@@ -102,31 +108,50 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         }
     }
     summary(&s.timings);
+    if let Some(sp) = &spec {
+        crate::spec::summary(&sp.stats);
+    }
     Ok(())
 }
 
 /// Sample until end of turn with the engine's generation step, streaming
 /// to stdout; returns the reply text.
-fn generate(s: &mut Session<'_>, tok: &Tokenizer, params: &GenParams) -> Result<String> {
+fn generate(
+    s: &mut Session<'_>,
+    mut spec: Option<&mut Speculator<'_>>,
+    tok: &Tokenizer,
+    params: &GenParams,
+) -> Result<String> {
     let mut out = std::io::stdout().lock();
     let mut gen = Generator::new(params.clone())?;
     let mut reply = String::new();
     loop {
-        // With --context-shift a full context is shifted here.
-        let room = s.make_room()?;
-        let next = gen.next(tok, s.logits(), s.tokens(), room)?;
+        let next = match spec.as_deref_mut() {
+            Some(sp) => sp.next(s, &mut gen, tok)?,
+            None => {
+                // With --context-shift a full context is shifted here.
+                let room = s.make_room()?;
+                gen.next(tok, s.logits(), s.tokens(), room)?
+            }
+        };
         out.write_all(next.text.as_bytes())?;
         out.flush()?;
         reply.push_str(&next.text);
         if next.finish.is_some() {
             // Keep the end-of-turn token in the cache so the next turn's
             // template prefix matches what was evaluated.
+            let room = s.tokens().len() < s.n_ctx();
             if tok.is_eog(next.id) && room {
                 s.step(next.id)?;
             }
             break;
         }
-        s.step(next.id)?;
+        match spec.as_deref_mut() {
+            Some(sp) => sp.commit(s, &mut gen, tok, next.id)?,
+            None => {
+                s.step(next.id)?;
+            }
+        }
     }
     writeln!(out)?;
     Ok(reply)

@@ -14,6 +14,7 @@ mod pull;
 mod quantize;
 mod run;
 mod serve;
+mod spec;
 mod tokenize;
 
 use clap::Parser;

@@ -4,13 +4,18 @@ use crate::args::RunArgs;
 use crate::load;
 use anyhow::Result;
 use serde_json::json;
-use shohin_engine::generate::{top_k, Generator};
+use shohin_engine::generate::{top_k, FinishReason, Generator};
 use shohin_engine::session::{Session, Timings};
 use std::io::Write;
 
 pub fn run(a: RunArgs) -> Result<()> {
     if a.logits_top.is_some() && !a.json {
         anyhow::bail!("--logits-top needs --json");
+    }
+    if a.logits_top.is_some() && a.spec.on() {
+        // Verified tokens are decided from logits of a batch, not the
+        // session's: there is no per-step view to report.
+        anyhow::bail!("--logits-top cannot be combined with --model-draft or --lookup");
     }
     let max = load::max_tokens(a.n_predict)?;
     let keep = a.shift.keep()?;
@@ -19,6 +24,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     let grammar = crate::grammar::spec(&a.grammar)?;
     let l = load::load(&a.model)?;
     params.constraint = crate::grammar::compile(grammar.as_ref(), &l.tokenizer)?;
+    let draft = crate::spec::load_draft(&a.spec, &a.model, &l)?;
+    let mut spec = crate::spec::speculator(&a.spec, &l, draft.as_ref())?;
     let mut gen = Generator::new(params)?;
     let tok = &l.tokenizer;
     let prompt_ids = tok.encode(&a.prompt, true, true);
@@ -42,11 +49,18 @@ pub fn run(a: RunArgs) -> Result<()> {
         if let Some(k) = a.logits_top {
             steps.push(json!({ "top": top_k(s.logits(), k) }));
         }
-        // With --context-shift a full context is shifted here.
-        let room = s.make_room()?;
-        let t = std::time::Instant::now();
-        let next = gen.next(tok, s.logits(), s.tokens(), room)?;
-        sampling += t.elapsed();
+        let next = match spec.as_mut() {
+            // Times its own sampling (added below).
+            Some(sp) => sp.next(&mut s, &mut gen, tok)?,
+            None => {
+                // With --context-shift a full context is shifted here.
+                let room = s.make_room()?;
+                let t = std::time::Instant::now();
+                let next = gen.next(tok, s.logits(), s.tokens(), room)?;
+                sampling += t.elapsed();
+                next
+            }
+        };
         generated.push(next.id);
         if a.json {
             text.push_str(&next.text);
@@ -54,11 +68,20 @@ pub fn run(a: RunArgs) -> Result<()> {
             out.write_all(next.text.as_bytes())?;
             out.flush()?;
         }
-        if next.finish.is_some() {
-            context_full = !room && generated.len() < max;
+        if let Some(f) = next.finish {
+            // Short of the token limit, `length` means no room was left.
+            context_full = f == FinishReason::Length && generated.len() < max;
             break;
         }
-        s.step(next.id)?;
+        match spec.as_mut() {
+            Some(sp) => sp.commit(&mut s, &mut gen, tok, next.id)?,
+            None => {
+                s.step(next.id)?;
+            }
+        }
+    }
+    if let Some(sp) = &spec {
+        sampling += sp.stats.sampling;
     }
     if context_full {
         // llama-cli: "context full and context shift is disabled => stopping".
@@ -93,11 +116,17 @@ pub fn run(a: RunArgs) -> Result<()> {
         if a.logits_top.is_some() {
             obj["steps"] = json!(steps);
         }
+        if let Some(sp) = &spec {
+            obj["draft"] = crate::spec::stats_json(&sp.stats);
+        }
         writeln!(out, "{obj}")?;
     } else {
         writeln!(out)?;
     }
     summary(&s.timings);
+    if let Some(sp) = &spec {
+        crate::spec::summary(&sp.stats);
+    }
     Ok(())
 }
 

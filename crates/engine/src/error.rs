@@ -54,6 +54,10 @@ pub enum EngineError {
     /// Context shift asked of a model or cache that cannot drop tokens.
     #[error("{0}")]
     NoContextShift(String),
+    /// Speculative decoding asked of a model, cache or draft that cannot
+    /// do it (crate::speculative).
+    #[error("speculative decoding: {0}")]
+    Speculative(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

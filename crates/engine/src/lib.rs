@@ -19,6 +19,7 @@ pub mod rope;
 pub mod sampler;
 pub mod scheduler;
 pub mod session;
+pub mod speculative;
 pub mod synthetic;
 pub mod vocab;
 pub mod weights;

@@ -7,6 +7,7 @@ use crate::model::Model;
 use std::time::{Duration, Instant};
 
 mod shift;
+mod verify;
 
 /// Default context when `--ctx-size` is not given: min(model context, this).
 pub const DEFAULT_CTX: usize = 4096;

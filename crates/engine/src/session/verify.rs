@@ -1,0 +1,67 @@
+//! Evaluating several tokens at once with the logits after every one of
+//! them, and rolling back past the ones that turn out not to belong: the
+//! target's half of speculative decoding (crate::speculative).
+
+use super::Session;
+use crate::error::{EngineError, Result};
+use crate::model::Span;
+use std::time::Instant;
+
+impl Session<'_> {
+    /// Evaluate `ids` as one span and write the logits after each of them
+    /// to `logits` (`[ids.len()][n_vocab]`). A token's logits do not depend
+    /// on what it is batched with (model.rs, `forward_batch`), so row `i` is
+    /// bit-identical to what [`Session::step`] would give after `ids[i]`.
+    /// The session's own logits become those of the last row. Timed as
+    /// generation; the caller counts the tokens it keeps
+    /// ([`Session::truncate_verified`]).
+    pub fn eval_verify(&mut self, ids: &[u32], logits: &mut Vec<f32>) -> Result<()> {
+        if self.cache.rec.is_some() {
+            // A recurrent state cannot drop the rejected tokens again.
+            return Err(EngineError::Speculative(
+                "it needs a cache that can roll back; hybrid (qwen35) \
+                 models keep a recurrent state that cannot"
+                    .into(),
+            ));
+        }
+        if self.cache.len() != self.tokens.len() {
+            return Err(EngineError::Speculative(
+                "verification on a cache that lags its tokens".into(),
+            ));
+        }
+        let t = Instant::now();
+        let nv = self.model.n_vocab();
+        let d = self.model.config.n_embd;
+        let mut hidden = Vec::with_capacity(ids.len() * d);
+        self.model.forward_batch(&mut [Span {
+            cache: &mut self.cache,
+            tokens: ids,
+            logits: None,
+            hidden: Some(&mut hidden),
+        }])?;
+        logits.resize(ids.len() * nv, 0.0);
+        self.model.output_logits(&mut hidden, ids.len(), logits);
+        self.tokens.extend_from_slice(ids);
+        self.logits
+            .copy_from_slice(&logits[(ids.len() - 1) * nv..ids.len() * nv]);
+        self.timings.gen += t.elapsed();
+        Ok(())
+    }
+
+    /// After [`Session::eval_verify`]: keep the first `keep` of the `n`
+    /// tokens it evaluated (the rest were rejected drafts), with `logits`
+    /// its rows; the session's logits become those after the last kept
+    /// token. `keep` must be at least 1.
+    pub fn truncate_verified(&mut self, n: usize, keep: usize, logits: &[f32]) {
+        assert!(keep >= 1 && keep <= n && n <= self.tokens.len());
+        let nv = self.model.n_vocab();
+        let len = self.tokens.len() - n + keep;
+        self.tokens.truncate(len);
+        // An attention-only cache keeps exactly `len` positions: the rows
+        // past it are overwritten by the next evaluation.
+        self.cache.truncate(len);
+        self.logits
+            .copy_from_slice(&logits[(keep - 1) * nv..keep * nv]);
+        self.timings.n_gen += keep;
+    }
+}
