@@ -532,6 +532,13 @@ pub struct BenchArgs {
     pub rope: RopeArgs,
     #[command(flatten)]
     pub lora: LoraArgs,
+    /// Speculative decoding test: greedy generation of `-n` tokens after
+    /// this file's text, plain and with --lookup or --model-draft, the
+    /// tokens/s of both and their ratio (the outputs are checked equal).
+    #[arg(long = "spec-prompt", value_name = "FILE", requires = "model")]
+    pub spec_prompt: Option<PathBuf>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 /// How `/v1/embeddings` pools the prompt's hidden states.

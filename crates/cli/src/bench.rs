@@ -60,6 +60,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.repetitions == 0 {
         anyhow::bail!("-r/--repetitions must be at least 1");
     }
+    if let Some(prompt) = &a.spec_prompt {
+        return crate::bench_spec::bench(&a, prompt);
+    }
+    if a.spec.on() {
+        anyhow::bail!("--lookup / --model-draft in bench need --spec-prompt FILE");
+    }
     if a.parallel == 0 || a.parallel > 256 {
         anyhow::bail!("--parallel must be in 1..=256, got {}", a.parallel);
     }

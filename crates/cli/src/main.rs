@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_spec;
 mod chat;
 mod convert;
 mod grammar;

@@ -149,3 +149,45 @@ fn measure_speculative_speedup() {
         }
     }
 }
+
+/// `bench --spec-prompt`: plain and speculative generation of the same
+/// prompt, the outputs checked equal inside, tokens/s of both and the
+/// drafts' statistics in `--json`; without a drafter it is an error.
+#[test]
+fn bench_measures_speculation() {
+    let model = s(&tiny());
+    let dir = scratch("bench_measures_speculation");
+    let prompt = dir.join("prompt.txt");
+    std::fs::write(&prompt, "one two three one two three one two three one two").unwrap();
+    let p = s(&prompt);
+    let base = [
+        "bench",
+        "-m",
+        &model,
+        "-t",
+        "1",
+        "-n",
+        "24",
+        "-r",
+        "1",
+        "--spec-prompt",
+        &p,
+    ];
+    let v = shohin(&[&base[..], &["--lookup", "--json"]].concat())
+        .ok()
+        .json();
+    assert_eq!(v["n_gen"], 24);
+    assert!(v["avg_plain_ts"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["speedup"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["draft"]["drafted"].as_u64().is_some(), "{v}");
+    assert_error(
+        &shohin(&base),
+        &["--spec-prompt needs --lookup or --model-draft"],
+    );
+    assert_error(
+        &shohin(&[
+            "bench", "-m", &model, "-t", "1", "-p", "8", "-n", "8", "--lookup",
+        ]),
+        &["need --spec-prompt"],
+    );
+}
