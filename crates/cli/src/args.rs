@@ -597,6 +597,10 @@ pub struct ServeArgs {
     /// the API (CORS); repeatable. Preflights from other origins get 403.
     #[arg(long = "cors", value_name = "ORIGIN")]
     pub cors: Vec<String>,
+    /// Load the --lora adapters with default scale 0: requests (`lora`
+    /// field) or POST /lora-adapters turn them on (llama-server's flag).
+    #[arg(long = "lora-init-without-apply")]
+    pub lora_init_without_apply: bool,
 }
 
 /// Where a thinking model's reasoning goes.

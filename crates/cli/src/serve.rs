@@ -1,6 +1,8 @@
 //! `shohin serve`: the OpenAI-compatible HTTP server (`shohin-server`).
 //! Binds first (so `/health` answers `loading`), loads the model on a
 //! blocking thread, then serves until SIGINT / SIGTERM.
+//! The `--lora` adapters are loaded once; requests choose their scales
+//! (`lora` field, `/lora-adapters`; shohin-server's lora.rs).
 
 use crate::args::{PoolingArg, ReasoningFormat, ServeArgs};
 use crate::load;
@@ -56,6 +58,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         engine,
         raw_reasoning: a.reasoning_format == ReasoningFormat::None,
         cors: a.cors.clone(),
+        lora_init_without_apply: a.lora_init_without_apply,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -277,6 +277,7 @@ fn scheduler_batches_and_reuses_on_qwen35() {
     };
     let submit = |p: &[u32], g: GenParams| {
         e.submit(Request {
+            lora: Vec::new(),
             prompt: p.to_vec(),
             task: Task::Generate { params: g, n: 1 },
         })

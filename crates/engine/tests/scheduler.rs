@@ -110,6 +110,7 @@ fn batched_requests_equal_each_alone_on_the_real_model() {
         .iter()
         .map(|(p, g)| {
             e.submit(Request {
+                lora: Vec::new(),
                 prompt: p.clone(),
                 task: Task::Generate {
                     params: g.clone(),
@@ -145,6 +146,7 @@ fn a_repeated_prefix_is_reused_and_gives_the_same_output() {
     let run = |p: &[u32]| {
         let rx = e
             .submit(Request {
+                lora: Vec::new(),
                 prompt: p.to_vec(),
                 task: Task::Generate {
                     params: params(0.0, 1, 8),
@@ -180,6 +182,7 @@ fn choices_fork_after_the_prompt_with_their_own_seeds() {
     let p = tok.encode("Tell me a story about a dragon", true, true);
     let rx = e
         .submit(Request {
+            lora: Vec::new(),
             prompt: p.clone(),
             task: Task::Generate {
                 params: params(1.0, 42, 10),
@@ -199,6 +202,7 @@ fn choices_fork_after_the_prompt_with_their_own_seeds() {
     );
     wait_idle(&e);
     let e4 = e.submit(Request {
+        lora: Vec::new(),
         prompt: p,
         task: Task::Generate {
             params: params(1.0, 42, 10),
@@ -218,6 +222,7 @@ fn a_dropped_receiver_cancels_and_frees_the_slot() {
     let p = tok.encode("Count forever:", true, true);
     let mut rx = e
         .submit(Request {
+            lora: Vec::new(),
             prompt: p.clone(),
             task: Task::Generate {
                 params: params(0.0, 1, 100_000),
@@ -234,6 +239,7 @@ fn a_dropped_receiver_cancels_and_frees_the_slot() {
     // The slot serves the next request.
     let rx = e
         .submit(Request {
+            lora: Vec::new(),
             prompt: p,
             task: Task::Generate {
                 params: params(0.0, 1, 4),
@@ -254,6 +260,7 @@ fn a_full_queue_refuses_and_bad_requests_are_refused_at_submit() {
     let (e, tok) = setup(&path, cfg);
     let p = tok.encode("Hello", true, true);
     let long = |max| Request {
+        lora: Vec::new(),
         prompt: p.clone(),
         task: Task::Generate {
             params: params(0.0, 1, max),
@@ -272,6 +279,7 @@ fn a_full_queue_refuses_and_bad_requests_are_refused_at_submit() {
     wait_idle(&e);
     assert!(matches!(
         e.submit(Request {
+            lora: Vec::new(),
             prompt: vec![1; 64],
             task: Task::Generate {
                 params: params(0.0, 1, 5),
@@ -295,6 +303,7 @@ fn a_full_queue_refuses_and_bad_requests_are_refused_at_submit() {
     bad.sampling.top_p = 0.0;
     assert!(matches!(
         e.submit(Request {
+            lora: Vec::new(),
             prompt: p.clone(),
             task: Task::Generate { params: bad, n: 1 }
         }),
@@ -327,6 +336,7 @@ fn stop_strings_end_the_text_before_them() {
     gp.stop = vec![stop.clone()];
     let rx = e
         .submit(Request {
+            lora: Vec::new(),
             prompt: p,
             task: Task::Generate { params: gp, n: 1 },
         })
@@ -375,6 +385,7 @@ fn embeddings_pool_the_final_hidden_states() {
         want.iter_mut().for_each(|v| *v /= norm);
         let mut rx = e
             .submit(Request {
+                lora: Vec::new(),
                 prompt: p.clone(),
                 task: Task::Embed { pooling },
             })
@@ -400,6 +411,7 @@ fn a_long_prompt_is_chunked_between_decode_steps() {
     let short = tok.encode("Hello", true, true);
     let mut a = e
         .submit(Request {
+            lora: Vec::new(),
             prompt: short,
             task: Task::Generate {
                 params: params(0.0, 1, 100_000),
@@ -413,6 +425,7 @@ fn a_long_prompt_is_chunked_between_decode_steps() {
     let long: Vec<u32> = (0..1000).map(|i| 1000 + i % 5000).collect();
     let mut b = e
         .submit(Request {
+            lora: Vec::new(),
             prompt: long,
             task: Task::Generate {
                 params: params(0.0, 1, 1),

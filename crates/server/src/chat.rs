@@ -283,6 +283,7 @@ pub async fn generate(
             params: g.params,
             n: g.n,
         },
+        lora: g.lora,
     };
     let mut rx = st
         .engine

@@ -96,6 +96,7 @@ pub async fn start(
             params: g.params,
             n: g.n,
         },
+        lora: g.lora,
     };
     let rx = st
         .engine

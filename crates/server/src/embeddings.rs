@@ -40,6 +40,8 @@ pub async fn embeddings(
         ));
     }
     let inputs = parse_inputs(&f)?;
+    // The hidden states depend on the adapters as the logits do.
+    let lora = st.lora.set(crate::lora::parse_request(&f, &st)?);
     let st2 = st.clone();
     let prompts: Vec<Vec<u32>> = tokio::task::spawn_blocking(move || {
         inputs
@@ -65,6 +67,7 @@ pub async fn embeddings(
             let req = Request {
                 prompt: prompts[next].clone(),
                 task: Task::Embed { pooling },
+                lora: lora.clone(),
             };
             let rx = st
                 .engine

@@ -93,6 +93,7 @@ impl ApiError {
                 e.retry_after = Some(1);
                 e
             }
+            SubmitError::Lora { .. } => Self::invalid("lora", msg),
             SubmitError::ShuttingDown => Self::unavailable(msg, "shutting_down"),
         }
     }

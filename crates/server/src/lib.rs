@@ -20,6 +20,8 @@
 //!   generation or a full slot context" (`finish_reason: "length"`).
 //! - With `--api-key`, every endpoint but `/`, `/health` and `/metrics`
 //!   needs `Authorization: Bearer KEY` or `x-api-key: KEY`.
+//! - LoRA: the adapters `serve --lora` loaded apply per request, as
+//!   llama-server's `lora` field and `/lora-adapters` endpoints (lora.rs).
 //! - A client that disconnects cancels its request: the handler (or the
 //!   SSE body) owns the engine's event receiver, and dropping it frees
 //!   the slot within one engine step.
@@ -33,6 +35,7 @@ mod cors;
 mod embeddings;
 mod error;
 mod generation;
+mod lora;
 mod messages;
 mod metrics;
 mod misc;

@@ -1,6 +1,6 @@
 //! The request fields shared by `/v1/chat/completions` and
 //! `/v1/completions`: model, sampling, limits, stop strings, `n`,
-//! log-probabilities and streaming.
+//! log-probabilities, streaming and LoRA adapters.
 
 use crate::body::{type_name, Fields};
 use crate::error::{ApiError, ApiResult};
@@ -8,6 +8,7 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use serde_json::Value;
 use shohin_engine::generate::GenParams;
+use shohin_engine::lora::ActiveLora;
 use shohin_engine::sampler::SamplerConfig;
 use shohin_grammar::GrammarSpec;
 
@@ -54,6 +55,8 @@ pub struct Generation {
     /// The grammar the output must follow and the request field that
     /// asked for it (compiled by the handler, off the async workers).
     pub grammar: Option<(GrammarSpec, &'static str)>,
+    /// The LoRA adapters and scales (llama-server's `lora` field).
+    pub lora: Vec<ActiveLora>,
 }
 
 pub fn parse_generation(f: &Fields<'_>, st: &AppState, flavor: Flavor) -> ApiResult<Generation> {
@@ -144,6 +147,7 @@ pub fn parse_generation(f: &Fields<'_>, st: &AppState, flavor: Flavor) -> ApiRes
         }
     }
     let grammar = parse_grammar(f)?;
+    let lora = st.lora.set(crate::lora::parse_request(f, st)?);
     Ok(Generation {
         params: GenParams {
             sampling,
@@ -157,6 +161,7 @@ pub fn parse_generation(f: &Fields<'_>, st: &AppState, flavor: Flavor) -> ApiRes
         stream,
         include_usage,
         grammar,
+        lora,
     })
 }
 

@@ -34,6 +34,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/models/{id}", get(misc::model))
         .route("/tokenize", post(misc::tokenize))
         .route("/detokenize", post(misc::detokenize))
+        .route(
+            "/lora-adapters",
+            get(crate::lora::list).post(crate::lora::set_defaults),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let open = Router::new()
         .route("/", get(crate::webui::index))

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub raw_reasoning: bool,
     /// `--cors`: browser origins allowed to call the API.
     pub cors: Vec<String>,
+    /// `--lora-init-without-apply`: the loaded adapters' default scales
+    /// start at 0 (requests and `POST /lora-adapters` set them).
+    pub lora_init_without_apply: bool,
 }
 
 impl ServerConfig {
@@ -44,6 +47,7 @@ impl ServerConfig {
             engine,
             raw_reasoning: false,
             cors: Vec::new(),
+            lora_init_without_apply: false,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct AppState {
     pub raw_reasoning: bool,
     /// `--cors` origins.
     pub cors: Vec<String>,
+    /// The LoRA adapters loaded with the model and their default scales.
+    pub lora: crate::lora::Loras,
     /// Constrained decoding's per-vocabulary state, built at the first
     /// request that needs it (a few hundred ms).
     grammars: OnceLock<Result<Arc<Grammars>, String>>,
@@ -96,8 +102,8 @@ pub fn model_names(path: &Path, alias: Option<&str>) -> (String, Vec<String>) {
 }
 
 impl AppState {
-    /// Starts the engine on `model` (loaded from `path`) and reads its chat
-    /// template (ChatML when the file has none).
+    /// Starts the engine on `model` (loaded from `path`, its LoRA adapters
+    /// active) and reads its chat template (ChatML when the file has none).
     pub fn new(
         model: Arc<Model>,
         tokenizer: Arc<Tokenizer>,
@@ -108,6 +114,9 @@ impl AppState {
             .unwrap_or_else(ChatTemplate::chatml);
         let (model_id, model_names) = model_names(path, cfg.alias.as_deref());
         let metrics = crate::metrics::prometheus_handle();
+        // The adapters the loader made active are the ones requests pick
+        // from; from now on the engine sets the model's active set per step.
+        let lora = crate::lora::Loras::new(&model.adapters(), cfg.lora_init_without_apply);
         let engine = Arc::new(Engine::start(model, tokenizer.clone(), cfg.engine));
         Ok(Self {
             engine,
@@ -123,6 +132,7 @@ impl AppState {
             metrics,
             raw_reasoning: cfg.raw_reasoning,
             cors: cfg.cors,
+            lora,
             grammars: OnceLock::new(),
         })
     }

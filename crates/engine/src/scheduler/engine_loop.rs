@@ -2,8 +2,9 @@
 //! decode tokens and prompt chunks, run it, sample, stream, repeat.
 
 use super::slot::{Job, JobKind, Slot};
-use super::{Cmd, EngineConfig, Event, Pooling, Shared, Submitted, Task, Usage};
+use super::{same_lora, Cmd, EngineConfig, Event, Pooling, Shared, Submitted, Task, Usage};
 use crate::generate::{FinishReason, Generator, Next};
+use crate::lora::ActiveLora;
 use crate::model::{Model, Span};
 use rayon::prelude::*;
 use shohin_tokenizer::Tokenizer;
@@ -203,13 +204,21 @@ impl State<'_> {
     fn start(&mut self, sub: Submitted, free: Vec<usize>) {
         let Submitted { req, tx, at } = sub;
         let prompt = req.prompt;
+        let lora = req.lora;
         // Leave one prompt token to evaluate: its logits start generation.
         let max_reuse = match req.task {
             Task::Generate { .. } => prompt.len() - 1,
             // An embedding pools every token's hidden state: no reuse.
             Task::Embed { .. } => 0,
         };
-        let reuse_of = |s: &Slot| s.reusable(s.common_prefix(&prompt).min(max_reuse));
+        // Rows computed under another adapter set are not this request's.
+        let reuse_of = |s: &Slot| {
+            if same_lora(&s.lora, &lora) {
+                s.reusable(s.common_prefix(&prompt).min(max_reuse))
+            } else {
+                0
+            }
+        };
         let &slot = free
             .iter()
             .max_by_key(|&&i| {
@@ -233,6 +242,7 @@ impl State<'_> {
         s.truncate(cached);
         debug_assert_eq!(s.tokens.len(), cached, "reusable() promised this prefix");
         s.last_used = tick;
+        s.lora = lora;
         let group = self.next_group;
         self.next_group += 1;
         let n_keep = self.cfg.context_shift.map_or(0, |k| {
@@ -258,6 +268,7 @@ impl State<'_> {
             logits: Vec::new(),
             admitted: tick,
             n_keep,
+            last_run: tick,
         });
         let mut reserved = Vec::new();
         if let Task::Generate { n, .. } = &req.task {
@@ -286,8 +297,40 @@ impl State<'_> {
         metrics::counter!("shohin_prompt_tokens_cached_total").increment(cached as u64);
     }
 
-    /// One forward step over every running slot, then sampling.
+    /// The adapter set of the next step: the set of the runnable job that
+    /// ran least recently (ties: the oldest admitted), so that the sets
+    /// take turns and a new request's set runs after those waiting longer.
+    /// `None`: nothing to run.
+    fn step_lora(&self) -> Option<Vec<ActiveLora>> {
+        self.slots
+            .iter()
+            .filter_map(|s| {
+                let j = s.job.as_ref()?;
+                let runnable = !j.pending.is_empty()
+                    || matches!(j.kind, JobKind::Generate { feed: Some(_), .. });
+                runnable.then_some(((j.last_run, j.admitted), s))
+            })
+            .min_by_key(|(key, _)| *key)
+            .map(|(_, s)| s.lora.clone())
+    }
+
+    /// Makes `set` the model's active adapters unless it is already (read
+    /// back from the model rather than remembered, so that a set made by
+    /// the loader is replaced; the engine owns the set from then on).
+    fn use_lora(&self, set: &[ActiveLora]) -> crate::Result<()> {
+        if same_lora(&self.model.adapters(), set) {
+            return Ok(());
+        }
+        self.model.set_adapters(set.to_vec())
+    }
+
+    /// One forward step over the running slots of one adapter set, then
+    /// sampling.
     fn step(&mut self) {
+        let Some(set) = self.step_lora() else {
+            return;
+        };
+        let in_set = |s: &Slot| same_lora(&s.lora, &set);
         // Decode tokens first (one per generating slot), then prompt chunks,
         // oldest request first, within the step's budget.
         let mut plan: Vec<(usize, Vec<u32>)> = Vec::new();
@@ -297,7 +340,9 @@ impl State<'_> {
                 ..
             }) = &s.job
             {
-                plan.push((i, vec![*id]));
+                if in_set(s) {
+                    plan.push((i, vec![*id]));
+                }
             }
         }
         let n_decode = plan.len();
@@ -309,6 +354,7 @@ impl State<'_> {
             .slots
             .iter()
             .enumerate()
+            .filter(|(_, s)| in_set(s))
             .filter_map(|(i, s)| {
                 s.job
                     .as_ref()
@@ -330,9 +376,15 @@ impl State<'_> {
         if plan.is_empty() {
             return;
         }
+        let tick = self.tick();
+        for (i, _) in &plan {
+            if let Some(j) = self.slots[*i].job.as_mut() {
+                j.last_run = tick;
+            }
+        }
         let nv = self.model.n_vocab();
         let t0 = Instant::now();
-        let result = {
+        let result = self.use_lora(&set).and_then(|()| {
             let mut slot_refs: Vec<Option<&mut Slot>> = self.slots.iter_mut().map(Some).collect();
             let mut spans: Vec<Span<'_>> = Vec::with_capacity(plan.len());
             for (i, toks) in &plan {
@@ -355,7 +407,7 @@ impl State<'_> {
                 });
             }
             self.model.forward_batch(&mut spans)
-        };
+        });
         let elapsed = t0.elapsed();
         if let Err(e) = result {
             for (i, _) in &plan {
@@ -456,6 +508,7 @@ impl State<'_> {
             return;
         };
         let admitted = self.slots[src].job.as_ref().map_or(0, |j| j.admitted);
+        let last_run = self.slots[src].job.as_ref().map_or(0, |j| j.last_run);
         let n_keep = self.slots[src].job.as_ref().map_or(0, |j| j.n_keep);
         let logits = self.slots[src]
             .job
@@ -480,6 +533,7 @@ impl State<'_> {
                 logits: logits.clone(),
                 admitted,
                 n_keep,
+                last_run,
             });
         }
     }

@@ -15,11 +15,21 @@
 //!   its batch (see [`crate::model::Model::forward_batch`]).
 //! - `n` choices of one prompt evaluate the prompt once and then fork the
 //!   sequence into `n` slots.
+//! - Each request names its LoRA adapters ([`Request::lora`]; llama-server's
+//!   per-request `lora`). The engine owns the model's active set: a step
+//!   runs the spans of one set only, switching the set with
+//!   [`Model::set_adapters`] before the step when it changes (llama-server
+//!   does not batch slots whose sets differ either, `can_batch_with`). The
+//!   sets take turns: each step runs the set that ran least recently (ties:
+//!   the oldest request's), so no set waits more than one step per other
+//!   set. A slot's rows are reused only by a request with the same set:
+//!   rows computed under other adapters are different rows.
 
 mod engine_loop;
 mod slot;
 
 use crate::generate::{GenParams, Next};
+use crate::lora::ActiveLora;
 use crate::model::Model;
 use crate::sampler::SamplerError;
 use shohin_tokenizer::Tokenizer;
@@ -87,6 +97,21 @@ pub enum Task {
 pub struct Request {
     pub prompt: Vec<u32>,
     pub task: Task,
+    /// The LoRA adapters (and their user scales) this request runs with,
+    /// in the order they are applied; empty: the base model. Adapters at
+    /// scale 0 are dropped at submission (they add nothing), so such a set
+    /// shares batches and cached prefixes with the set without them.
+    pub lora: Vec<ActiveLora>,
+}
+
+/// Whether two normalised adapter sets compute the same rows: the same
+/// adapters (by identity) with bit-equal scales, in the same order (the
+/// deltas are summed in that order).
+pub(crate) fn same_lora(a: &[ActiveLora], b: &[ActiveLora]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            Arc::ptr_eq(&x.adapter, &y.adapter) && x.scale.to_bits() == y.scale.to_bits()
+        })
 }
 
 /// Token counts and times of a finished request.
@@ -130,6 +155,10 @@ pub enum SubmitError {
     TokenOutOfVocab { id: u32, n_vocab: usize },
     #[error(transparent)]
     Sampler(#[from] SamplerError),
+    /// An adapter that does not fit the model, or a scale that is not a
+    /// finite number.
+    #[error("LoRA adapter {index}: {why}")]
+    Lora { index: usize, why: String },
     #[error("{queued} requests are waiting already (--max-queue)")]
     QueueFull { queued: usize },
     #[error("the engine is shutting down")]
@@ -226,7 +255,7 @@ impl Engine {
 
     /// Queue a request; its events arrive on the returned channel. Checks
     /// everything that can be checked before a slot is free.
-    pub fn submit(&self, req: Request) -> Result<tmpsc::UnboundedReceiver<Event>, SubmitError> {
+    pub fn submit(&self, mut req: Request) -> Result<tmpsc::UnboundedReceiver<Event>, SubmitError> {
         if self.shared.stopping.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
         }
@@ -237,6 +266,23 @@ impl Engine {
         if let Some(&id) = req.prompt.iter().find(|&&id| id as usize >= n_vocab) {
             return Err(SubmitError::TokenOutOfVocab { id, n_vocab });
         }
+        for (index, a) in req.lora.iter().enumerate() {
+            if !a.scale.is_finite() {
+                return Err(SubmitError::Lora {
+                    index,
+                    why: format!("scale {} is not a finite number", a.scale),
+                });
+            }
+            a.adapter
+                .check(&self.model)
+                .map_err(|e| SubmitError::Lora {
+                    index,
+                    why: e.to_string(),
+                })?;
+        }
+        // Scale 0 adds nothing: without it, the set batches and shares
+        // cached prefixes with the set that never had it.
+        req.lora.retain(|a| a.scale != 0.0);
         let n_ctx = self.cfg.n_ctx_slot;
         match &req.task {
             Task::Generate { params, n } => {

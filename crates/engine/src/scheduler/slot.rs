@@ -11,6 +11,7 @@ use super::Pooling;
 use crate::context_shift::n_discard;
 use crate::generate::Generator;
 use crate::kv_cache::KvCache;
+use crate::lora::ActiveLora;
 use crate::model::Model;
 
 pub(crate) struct Slot {
@@ -22,6 +23,9 @@ pub(crate) struct Slot {
     pub reserved: bool,
     /// A counter value of the last use, for least-recently-used eviction.
     pub last_used: u64,
+    /// The LoRA set the rows were computed with (and the running job's
+    /// set): rows are reusable only under the same set.
+    pub lora: Vec<ActiveLora>,
     /// Rows `..exact` are what evaluating `tokens[..exact]` gives; past a
     /// context shift only the kept start is (the moved rows attended to the
     /// dropped tokens), so prefix reuse stops there.
@@ -44,6 +48,9 @@ pub(crate) struct Job {
     /// Positions a context shift keeps at the start (`--keep`, resolved
     /// against this request's prompt).
     pub n_keep: usize,
+    /// The clock when the job last ran in a step (its admission before
+    /// that): the step runs the LoRA set of the job that waited longest.
+    pub last_run: u64,
 }
 
 pub(crate) enum JobKind {
@@ -70,6 +77,7 @@ impl Slot {
             job: None,
             reserved: false,
             last_used: 0,
+            lora: Vec::new(),
             exact: usize::MAX,
         }
     }
@@ -106,9 +114,11 @@ impl Slot {
     }
 
     /// Make this slot hold the first `n` positions of `src` (fewer when a
-    /// recurrent state cannot resume at `n`).
+    /// recurrent state cannot resume at `n`), computed under `src`'s LoRA
+    /// set.
     pub fn copy_prefix(&mut self, src: &Slot, n: usize) {
         self.cache.copy_prefix_from(&src.cache, n);
+        self.lora.clone_from(&src.lora);
         self.tokens.clear();
         self.tokens
             .extend_from_slice(&src.tokens[..self.cache.len()]);
