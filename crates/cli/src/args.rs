@@ -601,6 +601,10 @@ pub struct ServeArgs {
     /// field) or POST /lora-adapters turn them on (llama-server's flag).
     #[arg(long = "lora-init-without-apply")]
     pub lora_init_without_apply: bool,
+    /// Speculative decoding per request: --lookup (and its --draft-max,
+    /// --draft-min, --lookup-ngram); a draft model is not yet supported.
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 /// Where a thinking model's reasoning goes.

@@ -9,7 +9,8 @@ use crate::load;
 use anyhow::{Context, Result};
 use shohin_engine::config::ModelConfig;
 use shohin_engine::sampler::Sampler;
-use shohin_engine::scheduler::{EngineConfig, Pooling};
+use shohin_engine::scheduler::{EngineConfig, Pooling, Speculation};
+use shohin_engine::speculative::SpecConfig;
 use shohin_server::{AppState, ServerConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if a.parallel == 0 {
         anyhow::bail!("--parallel must be at least 1");
     }
+    if a.spec.model_draft.is_some() {
+        anyhow::bail!("--model-draft (-md) is not yet supported by serve (--lookup is)");
+    }
+    a.spec.check()?;
     // Check the flags and the file before binding the port.
     let sampling = load::sampler_config(&a.sampling, 0);
     Sampler::new(sampling).context("sampling flags")?;
@@ -35,6 +40,13 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         if a.shift.keep()?.is_some() {
             shohin_engine::context_shift::check_config(&cfg).map_err(label)?;
         }
+        if a.spec.lookup && cfg.hybrid.is_some() {
+            eprintln!(
+                "shohin serve: --lookup is ignored: a hybrid ({}) model's recurrent state \
+                 cannot roll back past rejected drafts",
+                cfg.arch.name()
+            );
+        }
         cfg.max_ctx()
     };
     let ctx_per_slot = ctx_per_slot(a.model.ctx_size, a.parallel, max_ctx)?;
@@ -45,6 +57,13 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         anyhow::bail!("-b/--batch-size must be in 1..=8192, got {}", a.batch_size);
     }
     engine.n_batch = a.batch_size;
+    engine.speculation = a.spec.lookup.then_some(Speculation {
+        lookup_ngram: a.spec.lookup_ngram,
+        draft: SpecConfig {
+            n_max: a.spec.draft_max,
+            n_min: a.spec.draft_min,
+        },
+    });
     let cfg = ServerConfig {
         alias: a.alias.clone(),
         api_key: a.api_key.clone(),

@@ -16,7 +16,7 @@ impl SpecArgs {
     }
 
     /// Values that parse but make no sense: an error naming the flag.
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if self.draft_max == 0 {
             anyhow::bail!("--draft-max 0: must be at least 1");
         }

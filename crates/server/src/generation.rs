@@ -103,13 +103,21 @@ pub fn f32_json(x: f32) -> Value {
         .map_or(Value::Null, Value::from)
 }
 
+/// OpenAI's usage object; with speculative decoding on (`serve
+/// --lookup`) also `draft: {drafted, accepted}` (the counts of `run
+/// --json`'s `draft`; llama-server's `timings.draft_n` and
+/// `timings.draft_n_accepted`).
 pub fn usage_json(u: &Usage) -> Value {
-    json!({
+    let mut v = json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.prompt_tokens + u.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    })
+    });
+    if let Some(d) = u.draft {
+        v["draft"] = json!({"drafted": d.drafted, "accepted": d.accepted});
+    }
+    v
 }
 
 fn finish_str(f: Option<FinishReason>) -> Value {

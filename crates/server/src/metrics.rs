@@ -61,6 +61,14 @@ fn describe() {
         "Prompt tokens taken from the prefix cache"
     );
     metrics::describe_counter!("shohin_generated_tokens_total", "Tokens generated");
+    metrics::describe_counter!(
+        "shohin_draft_tokens_total",
+        "Draft tokens verified (speculative decoding, serve --lookup)"
+    );
+    metrics::describe_counter!(
+        "shohin_draft_accepted_total",
+        "Draft tokens accepted (speculative decoding)"
+    );
     metrics::describe_gauge!("shohin_queue_depth", "Requests waiting for a slot");
     metrics::describe_gauge!("shohin_active_slots", "Slots running a request");
     metrics::describe_gauge!(

@@ -2,7 +2,7 @@
 //! decode tokens and prompt chunks, run it, sample, stream, repeat.
 
 use super::slot::{Job, JobKind, Slot};
-use super::{same_lora, Cmd, EngineConfig, Event, Pooling, Shared, Submitted, Task, Usage};
+use super::{same_lora, Cmd, EngineConfig, Event, Shared, Submitted, Task, Usage};
 use crate::generate::{FinishReason, Generator, Next};
 use crate::lora::ActiveLora;
 use crate::model::{Model, Span};
@@ -16,27 +16,27 @@ use std::time::Instant;
 use tokio::sync::mpsc as tmpsc;
 
 /// A request in flight: its channel and what its `Done` will report.
-struct Group {
-    tx: tmpsc::UnboundedSender<Event>,
+pub(super) struct Group {
+    pub(super) tx: tmpsc::UnboundedSender<Event>,
     /// Choices still running.
     running: usize,
     /// Slots reserved for choices 1.. until the prompt is done.
-    reserved: Vec<usize>,
+    pub(super) reserved: Vec<usize>,
     /// `(params, n)` of a generation, kept to seed the forked choices.
-    task: Task,
-    usage: Usage,
+    pub(super) task: Task,
+    pub(super) usage: Usage,
     submitted: Instant,
     first_token: Option<Instant>,
 }
 
-struct State<'a> {
-    model: &'a Model,
-    tok: &'a Tokenizer,
-    cfg: &'a EngineConfig,
+pub(super) struct State<'a> {
+    pub(super) model: &'a Model,
+    pub(super) tok: &'a Tokenizer,
+    pub(super) cfg: &'a EngineConfig,
     shared: &'a Shared,
-    slots: Vec<Slot>,
+    pub(super) slots: Vec<Slot>,
     queue: VecDeque<Box<Submitted>>,
-    groups: HashMap<u64, Group>,
+    pub(super) groups: HashMap<u64, Group>,
     next_group: u64,
     clock: u64,
 }
@@ -269,6 +269,7 @@ impl State<'_> {
             admitted: tick,
             n_keep,
             last_run: tick,
+            spec: Default::default(),
         });
         let mut reserved = Vec::new();
         if let Task::Generate { n, .. } = &req.task {
@@ -278,6 +279,8 @@ impl State<'_> {
             }
         }
         let n_choices = 1 + reserved.len();
+        let draft =
+            (self.speculates() && matches!(req.task, Task::Generate { .. })).then(Default::default);
         self.groups.insert(
             group,
             Group {
@@ -288,6 +291,7 @@ impl State<'_> {
                 usage: Usage {
                     prompt_tokens: prompt.len(),
                     cached_tokens: cached,
+                    draft,
                     ..Usage::default()
                 },
                 submitted: at,
@@ -333,20 +337,27 @@ impl State<'_> {
         let in_set = |s: &Slot| same_lora(&s.lora, &set);
         // Decode tokens first (one per generating slot), then prompt chunks,
         // oldest request first, within the step's budget.
+        let decode: Vec<(usize, u32)> = (self.slots.iter().enumerate())
+            .filter(|(_, s)| in_set(s))
+            .filter_map(|(i, s)| match &s.job {
+                Some(Job {
+                    kind: JobKind::Generate { feed: Some(id), .. },
+                    ..
+                }) => Some((i, *id)),
+                _ => None,
+            })
+            .collect();
+        // Drafts (speculate.rs) take what the batch has beyond one token
+        // per generating slot.
+        let mut spare = self.cfg.n_batch.saturating_sub(decode.len());
         let mut plan: Vec<(usize, Vec<u32>)> = Vec::new();
-        for (i, s) in self.slots.iter().enumerate() {
-            if let Some(Job {
-                kind: JobKind::Generate { feed: Some(id), .. },
-                ..
-            }) = &s.job
-            {
-                if in_set(s) {
-                    plan.push((i, vec![*id]));
-                }
-            }
+        for (i, id) in decode {
+            let span = self.decode_span(i, id, &mut spare);
+            plan.push((i, span));
         }
         let n_decode = plan.len();
-        let mut budget = self.cfg.n_batch.saturating_sub(n_decode);
+        let n_decode_tokens: usize = plan.iter().map(|(_, t)| t.len()).sum();
+        let mut budget = self.cfg.n_batch.saturating_sub(n_decode_tokens);
         if n_decode > 0 {
             budget = budget.min(self.cfg.n_prefill_busy);
         }
@@ -392,6 +403,11 @@ impl State<'_> {
                 let job = s.job.as_mut().expect("planned slots run a job");
                 let done = job.pending.is_empty();
                 let (want_logits, hidden) = match &mut job.kind {
+                    // A verified span: every token's logits (speculate.rs).
+                    JobKind::Generate { .. } if !job.spec.draft.is_empty() => {
+                        job.spec.hidden.clear();
+                        (false, Some(&mut job.spec.hidden))
+                    }
                     JobKind::Generate { .. } => (done, None),
                     JobKind::Embed { hidden, .. } => {
                         hidden.clear();
@@ -431,111 +447,13 @@ impl State<'_> {
         let mut to_sample = Vec::new();
         for (i, toks) in plan {
             self.slots[i].tokens.extend_from_slice(&toks);
+            if self.verifying(i) {
+                self.verify(i);
+                continue;
+            }
             to_sample.extend(self.after(i));
         }
         self.sample(&to_sample);
-    }
-
-    /// After slot `i` evaluated its span: pool (embeddings) or, when the
-    /// prompt is done, fork the other choices; returns the slots whose next
-    /// token is to be sampled.
-    fn after(&mut self, i: usize) -> Vec<usize> {
-        let d = self.model.config.n_embd;
-        let s = &mut self.slots[i];
-        let job = s.job.as_mut().expect("a running slot");
-        let done = job.pending.is_empty();
-        // This step evaluated the last prompt chunk (not a decoded token).
-        let prompt_end = done && matches!(job.kind, JobKind::Generate { feed: None, .. });
-        let gid = job.group;
-        match &mut job.kind {
-            JobKind::Embed {
-                pooling,
-                hidden,
-                acc,
-                n,
-            } => {
-                for row in hidden.chunks_exact(d) {
-                    match pooling {
-                        Pooling::Mean => acc.iter_mut().zip(row).for_each(|(a, r)| *a += r),
-                        Pooling::Cls if *n > 0 => {}
-                        Pooling::Cls | Pooling::Last => acc.copy_from_slice(row),
-                    }
-                    *n += 1;
-                }
-                if done {
-                    let mut e = std::mem::take(acc);
-                    if *pooling == Pooling::Mean {
-                        let k = 1.0 / *n as f32;
-                        e.iter_mut().for_each(|v| *v *= k);
-                    }
-                    l2_normalize(&mut e);
-                    s.job = None;
-                    if let Some(g) = self.groups.remove(&gid) {
-                        let _ = g.tx.send(Event::Embedding(e));
-                        let _ = g.tx.send(Event::Done(g.usage));
-                    }
-                }
-                Vec::new()
-            }
-            JobKind::Generate { .. } => {
-                if !done {
-                    return Vec::new();
-                }
-                // A hybrid model's later request (the next chat turn) can
-                // resume its recurrent state at the prompt's end.
-                if prompt_end {
-                    self.slots[i].cache.save_snapshot();
-                }
-                // The prompt is done: fork the other choices first.
-                let reserved = self
-                    .groups
-                    .get_mut(&gid)
-                    .map(|g| std::mem::take(&mut g.reserved))
-                    .unwrap_or_default();
-                if !reserved.is_empty() {
-                    self.fork(i, gid, &reserved);
-                }
-                std::iter::once(i).chain(reserved).collect()
-            }
-        }
-    }
-
-    /// Copy slot `src`'s sequence and logits into the reserved slots, each
-    /// a new choice with its own seed.
-    fn fork(&mut self, src: usize, gid: u64, reserved: &[usize]) {
-        let Some(Task::Generate { params, .. }) = self.groups.get(&gid).map(|g| g.task.clone())
-        else {
-            return;
-        };
-        let admitted = self.slots[src].job.as_ref().map_or(0, |j| j.admitted);
-        let last_run = self.slots[src].job.as_ref().map_or(0, |j| j.last_run);
-        let n_keep = self.slots[src].job.as_ref().map_or(0, |j| j.n_keep);
-        let logits = self.slots[src]
-            .job
-            .as_ref()
-            .map(|j| j.logits.clone())
-            .unwrap_or_default();
-        let n = self.slots[src].tokens.len();
-        for (k, &r) in reserved.iter().enumerate() {
-            let (a, b) = pair(&mut self.slots, r, src);
-            a.copy_prefix(b, n);
-            a.reserved = false;
-            let mut p = params.clone();
-            p.sampling.seed = p.sampling.seed.wrapping_add(k as u64 + 1);
-            a.job = Some(Job {
-                group: gid,
-                index: k + 1,
-                pending: Vec::new(),
-                kind: JobKind::Generate {
-                    gen: Box::new(Generator::new(p).expect("checked at submit")),
-                    feed: None,
-                },
-                logits: logits.clone(),
-                admitted,
-                n_keep,
-                last_run,
-            });
-        }
     }
 
     /// Sample the next token of each slot in `which` (in parallel on the
@@ -611,7 +529,7 @@ impl State<'_> {
     }
 
     /// Send slot `i`'s sampled token (or its error) and do the bookkeeping.
-    fn deliver(&mut self, i: usize, r: Result<Next, String>) {
+    pub(super) fn deliver(&mut self, i: usize, r: Result<Next, String>) {
         let s = &mut self.slots[i];
         let Some(job) = s.job.as_mut() else { return };
         let (gid, index) = (job.group, job.index);
@@ -678,20 +596,8 @@ impl State<'_> {
     }
 }
 
-fn l2_normalize(v: &mut [f32]) {
-    let n = v
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    if n > 0.0 {
-        let k = (1.0 / n) as f32;
-        v.iter_mut().for_each(|x| *x *= k);
-    }
-}
-
 /// Two distinct slots, one mutable.
-fn pair(slots: &mut [Slot], a: usize, b: usize) -> (&mut Slot, &Slot) {
+pub(super) fn pair(slots: &mut [Slot], a: usize, b: usize) -> (&mut Slot, &Slot) {
     assert_ne!(a, b);
     if a < b {
         let (l, r) = slots.split_at_mut(b);

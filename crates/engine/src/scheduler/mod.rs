@@ -26,7 +26,11 @@
 //!   rows computed under other adapters are different rows.
 
 mod engine_loop;
+mod prompt_end;
 mod slot;
+mod speculate;
+
+pub use speculate::{DraftUsage, Speculation};
 
 use crate::generate::{GenParams, Next};
 use crate::lora::ActiveLora;
@@ -57,6 +61,9 @@ pub struct EngineConfig {
     /// follows the kept start of its prompt instead of ending with
     /// `length`. Prompts must still fit a slot.
     pub context_shift: Option<crate::context_shift::Keep>,
+    /// Speculative decoding per slot (`--lookup`; off by default). The
+    /// output is the same as without it; a hybrid model never speculates.
+    pub speculation: Option<Speculation>,
 }
 
 impl EngineConfig {
@@ -72,6 +79,7 @@ impl EngineConfig {
             n_batch: 256,
             n_prefill_busy: 128,
             context_shift: None,
+            speculation: None,
         }
     }
 }
@@ -126,6 +134,8 @@ pub struct Usage {
     pub time_to_first_token: Duration,
     /// From the first sampled token to the last.
     pub generation: Duration,
+    /// Draft counts, when the engine speculates for generations.
+    pub draft: Option<DraftUsage>,
 }
 
 /// What a request's channel carries, in order: tokens (each choice's ends

@@ -7,6 +7,7 @@
 //! back it can be reused ([`Slot::reusable`]) and to copy a prefix, so it
 //! does not change shape when the state does.
 
+use super::speculate::SpecState;
 use super::Pooling;
 use crate::context_shift::n_discard;
 use crate::generate::Generator;
@@ -51,6 +52,8 @@ pub(crate) struct Job {
     /// The clock when the job last ran in a step (its admission before
     /// that): the step runs the LoRA set of the job that waited longest.
     pub last_run: u64,
+    /// Speculative decoding's state (unused without it).
+    pub spec: SpecState,
 }
 
 pub(crate) enum JobKind {

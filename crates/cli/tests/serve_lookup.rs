@@ -1,0 +1,141 @@
+//! `shohin serve --lookup` (speculative decoding per slot): a greedy
+//! completion equals `shohin run`'s, the usage reports the draft counts and
+//! /metrics the draft counters; `--model-draft` is refused for now.
+
+mod common;
+use common::serve::{http_get, start_server};
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Text that repeats: prompt lookup drafts from it.
+const PROMPT: &str = "one two three four five six seven eight one two three four five six seven eight one two three four";
+const N: usize = 64;
+
+/// A minimal HTTP/1.1 POST of JSON: the response's JSON body.
+fn post(port: u16, path: &str, body: &serde_json::Value) -> serde_json::Value {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let json = r.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// The value of an unlabelled counter in a Prometheus text page.
+fn counter(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn serve_lookup_answers_as_run_and_counts_drafts() {
+    let n = N.to_string();
+    let run = shohin(&[
+        "run",
+        "-m",
+        &s(&tiny()),
+        "-p",
+        PROMPT,
+        "-n",
+        &n,
+        "--temp",
+        "0",
+        "-t",
+        "2",
+        "--json",
+    ])
+    .ok()
+    .json();
+    let want = run["text"].as_str().unwrap().to_string();
+    let n_run = run["tokens"].as_array().unwrap().len();
+    // `run --lookup` drafts the same way (the same lookup and schedule):
+    // the same counts are expected from a slot.
+    let run_spec = shohin(&[
+        "run",
+        "-m",
+        &s(&tiny()),
+        "-p",
+        PROMPT,
+        "-n",
+        &n,
+        "--temp",
+        "0",
+        "-t",
+        "2",
+        "--json",
+        "--lookup",
+    ])
+    .ok()
+    .json();
+    assert_eq!(run_spec["text"], want.as_str(), "run --lookup != run");
+
+    let server = start_server(&tiny(), &["--lookup", "--parallel", "2"]);
+    let body = serde_json::json!({
+        "prompt": PROMPT,
+        "max_tokens": N,
+        "temperature": 0,
+    });
+    // Two at once: verified spans batched with another slot's span.
+    let port = server.port;
+    let other = std::thread::spawn(move || post(port, "/v1/completions", &body));
+    let body = serde_json::json!({
+        "prompt": PROMPT,
+        "max_tokens": N,
+        "temperature": 0,
+    });
+    let got = post(port, "/v1/completions", &body);
+    let got2 = other.join().unwrap();
+    for g in [&got, &got2] {
+        assert_eq!(
+            g["choices"][0]["text"],
+            want.as_str(),
+            "serve --lookup != run"
+        );
+        assert_eq!(g["usage"]["completion_tokens"], n_run);
+    }
+    let d = &got["usage"]["draft"];
+    eprintln!("usage.draft: {d}");
+    let (drafted, accepted) = (
+        d["drafted"].as_u64().unwrap(),
+        d["accepted"].as_u64().unwrap(),
+    );
+    assert!(accepted > 0 && accepted <= drafted, "{d}");
+    assert_eq!(d["drafted"], run_spec["draft"]["drafted"]);
+    assert_eq!(d["accepted"], run_spec["draft"]["accepted"]);
+
+    let (status, page) = http_get(server.port, "/metrics");
+    assert_eq!(status, 200);
+    let total = counter(&page, "shohin_draft_tokens_total");
+    let kept = counter(&page, "shohin_draft_accepted_total");
+    eprintln!("/metrics: drafted {total}, accepted {kept}");
+    assert!(total >= drafted as f64 && kept >= accepted as f64 && kept > 0.0);
+}
+
+#[test]
+fn serve_refuses_a_draft_model_for_now() {
+    let out = shohin(&[
+        "serve",
+        "-m",
+        &s(&tiny()),
+        "-md",
+        &s(&tiny()),
+        "--port",
+        "0",
+    ]);
+    assert_error(&out, &["not yet supported by serve"]);
+}

@@ -1,0 +1,195 @@
+//! Speculative decoding per slot (`serve --lookup`): a generating slot
+//! whose drafter proposes tokens evaluates `[its next token, drafts...]` as
+//! one span of the step, beside the other slots' spans, with the logits
+//! after every token of it; its Generator then decides the tokens position
+//! by position and the drafts are kept while they equal the decisions
+//! (crate::speculative explains why the output is exactly plain decoding's:
+//! logits do not depend on the batch, and the Generator sees the same
+//! logits and history, in the same order, as without speculation).
+//!
+//! Rejected drafts are rolled back with a truncation, so a hybrid model
+//! (whose recurrent state cannot roll back) never speculates. A span never
+//! reaches the position where a context shift would happen: every decision
+//! in it sees a context with room, as plain decoding would.
+
+use super::engine_loop::State;
+use super::slot::JobKind;
+use crate::generate::Next;
+use crate::speculative::{Drafter, Lookup, SpecConfig};
+
+/// How the engine drafts (`serve --lookup`): prompt lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Speculation {
+    /// The longest n-gram matched (`--lookup-ngram`).
+    pub lookup_ngram: usize,
+    /// Draft lengths (`--draft-max`, `--draft-min`).
+    pub draft: SpecConfig,
+}
+
+/// Draft counts of a request (all its choices), for its usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DraftUsage {
+    /// Draft tokens verified by the model.
+    pub drafted: usize,
+    /// Draft tokens equal to the decided token at their position.
+    pub accepted: usize,
+}
+
+/// A slot's speculation between steps.
+#[derive(Debug)]
+pub(crate) struct SpecState {
+    /// Tokens to draft next at most: a round that keeps every draft doubles
+    /// it, one that rejects one sets it to one more than it kept (the
+    /// schedule of `Speculator`), so that poor drafts stay cheap.
+    cap: usize,
+    /// The drafts in this step's span (empty: a plain decode token).
+    pub draft: Vec<u32>,
+    /// The span's final hidden rows, then the logits after each token.
+    pub hidden: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl Default for SpecState {
+    fn default() -> Self {
+        Self {
+            cap: usize::MAX,
+            draft: Vec::new(),
+            hidden: Vec::new(),
+            logits: Vec::new(),
+        }
+    }
+}
+
+impl State<'_> {
+    /// Whether requests speculate: asked for, and a model whose state can
+    /// roll back past rejected drafts.
+    pub(super) fn speculates(&self) -> bool {
+        self.cfg.speculation.is_some() && self.model.config.hybrid.is_none()
+    }
+
+    /// The span of generating slot `i` whose next token is `id`: `id` and
+    /// the drafts after it, at most `spare` of them (what the step's batch
+    /// has left); `spare` goes down by the drafts taken.
+    pub(super) fn decode_span(&mut self, i: usize, id: u32, spare: &mut usize) -> Vec<u32> {
+        let mut span = vec![id];
+        let Some(sp) = self.cfg.speculation.filter(|_| self.speculates()) else {
+            return span;
+        };
+        let n_ctx = self.cfg.n_ctx_slot;
+        let s = &mut self.slots[i];
+        let Some(job) = s.job.as_mut() else {
+            return span;
+        };
+        let JobKind::Generate { gen, .. } = &job.kind else {
+            return span;
+        };
+        let len = s.tokens.len();
+        // Every decision of the span must see room after it, so that no
+        // shift would happen inside it (the last follows `len + 1 + k`
+        // tokens, and the engine shifts at `n + 1 >= n_ctx`); drafts past
+        // the token limit would only be thrown away.
+        let left_ctx = n_ctx.saturating_sub(len + 3);
+        let left_gen = gen
+            .params()
+            .max_tokens
+            .saturating_sub(gen.n_generated() + 1);
+        let max = job
+            .spec
+            .cap
+            .min(sp.draft.n_max)
+            .min(left_ctx)
+            .min(left_gen)
+            .min(*spare);
+        job.spec.draft.clear();
+        if max == 0 || max < sp.draft.n_min {
+            return span;
+        }
+        // The history ends with `id`; borrowed in place, not copied.
+        s.tokens.push(id);
+        let r = Lookup::new(sp.lookup_ngram).draft(&s.tokens, max, &mut job.spec.draft);
+        s.tokens.pop();
+        if r.is_err() || job.spec.draft.len() < sp.draft.n_min {
+            job.spec.draft.clear();
+        }
+        job.spec.draft.truncate(max);
+        *spare -= job.spec.draft.len();
+        span.extend_from_slice(&job.spec.draft);
+        span
+    }
+
+    /// Whether slot `i`'s span this step carried drafts.
+    pub(super) fn verifying(&self, i: usize) -> bool {
+        self.slots[i]
+            .job
+            .as_ref()
+            .is_some_and(|j| !j.spec.draft.is_empty())
+    }
+
+    /// After slot `i` evaluated `[id, drafts...]` (its `tokens` extended by
+    /// them): decide the tokens from the logits at each position while they
+    /// agree with the drafts, deliver them, and drop the rows past the last
+    /// kept token.
+    pub(super) fn verify(&mut self, i: usize) {
+        let nv = self.model.n_vocab();
+        let n_ctx = self.cfg.n_ctx_slot;
+        let n_max = self.cfg.speculation.map_or(1, |sp| sp.draft.n_max);
+        let s = &mut self.slots[i];
+        let Some(job) = s.job.as_mut() else { return };
+        let draft = std::mem::take(&mut job.spec.draft);
+        let k = draft.len();
+        let n = k + 1;
+        let len0 = s.tokens.len() - n;
+        let spec = &mut job.spec;
+        spec.logits.resize(n * nv, 0.0);
+        // The step's adapter set is still the model's: the same head as
+        // the logits of a plain span.
+        self.model
+            .output_logits(&mut spec.hidden, n, &mut spec.logits);
+        let JobKind::Generate { gen, .. } = &mut job.kind else {
+            return;
+        };
+        let mut decided: Vec<Result<Next, String>> = Vec::with_capacity(n);
+        let (mut keep, mut accepted) = (1, 0);
+        for j in 0..=k {
+            // The decision after `[.., id, drafts[..j]]`, as plain decoding
+            // makes it after evaluating those tokens one by one.
+            let history = &s.tokens[..len0 + j + 1];
+            let row = &spec.logits[j * nv..(j + 1) * nv];
+            let r = gen
+                .next(self.tok, row, history, history.len() < n_ctx)
+                .map_err(|e| e.to_string());
+            let matched = matches!(&r, Ok(next) if draft.get(j) == Some(&next.id));
+            accepted += usize::from(matched);
+            // A finished token is never evaluated (as in plain decoding).
+            let go_on = matched && matches!(&r, Ok(next) if next.finish.is_none());
+            decided.push(r);
+            if !go_on {
+                break;
+            }
+            keep += 1;
+        }
+        spec.cap = if accepted == k {
+            spec.cap.saturating_mul(2).min(n_max)
+        } else {
+            (accepted + 1).min(n_max)
+        };
+        let gid = job.group;
+        // Cache rows and tokens agree again: the rejected drafts go (and a
+        // finished draft, which plain decoding never evaluates).
+        s.truncate(len0 + keep);
+        metrics::counter!("shohin_draft_tokens_total").increment(k as u64);
+        metrics::counter!("shohin_draft_accepted_total").increment(accepted as u64);
+        // Counted before the tokens go out: the last may end the request.
+        if let Some(d) = self
+            .groups
+            .get_mut(&gid)
+            .and_then(|g| g.usage.draft.as_mut())
+        {
+            d.drafted += k;
+            d.accepted += accepted;
+        }
+        for r in decided {
+            self.deliver(i, r);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Speculative decoding in the continuous-batching engine (`serve
+//! --lookup`, scheduler/speculate.rs): concurrent requests give exactly
+//! what they give without it (ids, text, logprobs, finish), greedy and
+//! seeded sampling, with stop strings, a token limit, a small batch and a
+//! context shift; and on repetitive text drafts are accepted.
+
+mod common;
+use common::*;
+use shohin_engine::context_shift::Keep;
+use shohin_engine::generate::{FinishReason, GenParams, TokenLogprob};
+use shohin_engine::model::Model;
+use shohin_engine::sampler::SamplerConfig;
+use shohin_engine::scheduler::{
+    DraftUsage, Engine, EngineConfig, Event, Request, Speculation, Task, Usage,
+};
+use shohin_engine::speculative::SpecConfig;
+use shohin_tokenizer::Tokenizer;
+use std::sync::Arc;
+
+type Choice = (
+    Vec<u32>,
+    String,
+    Vec<Option<TokenLogprob>>,
+    Option<FinishReason>,
+);
+
+/// What each request returned: its one choice and its usage.
+fn run_all(
+    m: &Arc<Model>,
+    tok: &Arc<Tokenizer>,
+    cfg: EngineConfig,
+    reqs: &[(Vec<u32>, GenParams)],
+) -> Vec<(Choice, Usage)> {
+    let e = Engine::start(m.clone(), tok.clone(), cfg);
+    // All submitted before any is read: they run concurrently.
+    let rxs: Vec<_> = reqs
+        .iter()
+        .map(|(p, g)| {
+            e.submit(Request {
+                prompt: p.clone(),
+                task: Task::Generate {
+                    params: g.clone(),
+                    n: 1,
+                },
+                lora: Vec::new(),
+            })
+            .unwrap()
+        })
+        .collect();
+    rxs.into_iter()
+        .map(|mut rx| {
+            let mut c: Choice = (Vec::new(), String::new(), Vec::new(), None);
+            loop {
+                match rx.blocking_recv().expect("Done before the channel closes") {
+                    Event::Token { next, .. } => {
+                        assert!(c.3.is_none(), "a token after the finish");
+                        c.0.push(next.id);
+                        c.1.push_str(&next.text);
+                        c.2.push(next.logprob);
+                        c.3 = next.finish;
+                    }
+                    Event::Done(u) => return (c, u),
+                    ev => panic!("unexpected {ev:?}"),
+                }
+            }
+        })
+        .collect()
+}
+
+fn params(temp: f32, seed: u64, max: usize) -> GenParams {
+    GenParams {
+        sampling: SamplerConfig {
+            temperature: temp,
+            seed,
+            ..SamplerConfig::default()
+        },
+        max_tokens: max,
+        ..GenParams::default()
+    }
+}
+
+fn lookup(mut cfg: EngineConfig) -> EngineConfig {
+    cfg.speculation = Some(Speculation {
+        lookup_ngram: 4,
+        draft: SpecConfig::default(),
+    });
+    cfg
+}
+
+/// The same requests with and without lookup: equal outputs. Returns the
+/// draft counts of each request with it.
+fn compare(
+    m: &Arc<Model>,
+    tok: &Arc<Tokenizer>,
+    cfg: EngineConfig,
+    reqs: &[(Vec<u32>, GenParams)],
+) -> Vec<DraftUsage> {
+    let plain = run_all(m, tok, cfg.clone(), reqs);
+    let spec = run_all(m, tok, lookup(cfg), reqs);
+    let mut counts = Vec::new();
+    for (i, ((a, ua), (b, ub))) in plain.iter().zip(&spec).enumerate() {
+        assert_eq!(a.0, b.0, "request {i}: ids differ with lookup");
+        assert_eq!(a.1, b.1, "request {i}: text differs");
+        assert_eq!(a.2, b.2, "request {i}: logprobs differ");
+        assert_eq!(a.3, b.3, "request {i}: finish differs");
+        assert_eq!(ua.completion_tokens, ub.completion_tokens);
+        assert_eq!(ua.draft, None, "no draft counts without speculation");
+        let d = ub.draft.expect("draft counts with speculation");
+        assert!(d.accepted <= d.drafted);
+        counts.push(d);
+    }
+    counts
+}
+
+/// Text that copies itself: lookup drafts well.
+const REPEAT: &str = "Copy the list exactly three times.\n\
+    alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel, india, juliet\n\
+    alpha, bravo, charlie, delta, echo, foxtrot, golf, hotel, india, juliet\n";
+
+fn requests(tok: &Tokenizer) -> Vec<(Vec<u32>, GenParams)> {
+    let enc = |t: &str| tok.encode(t, true, true);
+    let code =
+        "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n\ndef mul(a, b):\n";
+    let mut with_logprobs = params(0.0, 1, 40);
+    with_logprobs.logprobs = Some(3);
+    let mut with_stop = params(0.0, 2, 60);
+    with_stop.stop = vec!["hotel".into()];
+    vec![
+        (enc(REPEAT), params(0.0, 0, 48)),
+        (enc(code), with_logprobs),
+        (enc(REPEAT), with_stop),
+        // Seeded sampling: the same random draws in the same order.
+        (enc(REPEAT), params(0.8, 42, 40)),
+        (enc("The capital of France is"), params(0.0, 3, 16)),
+    ]
+}
+
+#[test]
+fn lookup_in_the_engine_changes_no_output_and_accepts_drafts() {
+    let path = real_model();
+    let f = shohin_gguf::GgufFile::open(&path).unwrap();
+    let tok = Arc::new(shohin_engine::vocab::load_tokenizer(&f).unwrap());
+    let m = Arc::new(load(&path, 2));
+    let reqs = requests(&tok);
+
+    // Five requests on four slots (one queues), default batching.
+    let counts = compare(&m, &tok, EngineConfig::new(4, 512), &reqs);
+    eprintln!("draft counts: {counts:?}");
+    let greedy = counts[0];
+    assert!(greedy.drafted > 0, "nothing drafted on a repetitive prompt");
+    assert!(greedy.accepted > 0, "no draft accepted: {greedy:?}");
+    assert!(counts.iter().map(|d| d.accepted).sum::<usize>() > 0);
+
+    // A batch too small for every draft, and slots that fill up and shift
+    // while drafting (no span may cross the shift).
+    let mut small = EngineConfig::new(2, 96);
+    small.n_batch = 6;
+    small.context_shift = Some(Keep::Tokens(4));
+    let mut long = params(0.0, 0, 120);
+    long.ignore_eos = true;
+    let mut sampled = params(0.7, 9, 120);
+    sampled.ignore_eos = true;
+    let reqs = vec![
+        (tok.encode(REPEAT, true, true), long),
+        (tok.encode(REPEAT, true, true), sampled),
+    ];
+    let counts = compare(&m, &tok, small, &reqs);
+    eprintln!("draft counts (small batch, context shift): {counts:?}");
+    assert!(counts[0].accepted > 0);
+}
