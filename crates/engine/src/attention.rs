@@ -20,7 +20,7 @@
 //! not its bits; the golden tests bound them against the f64 reference.
 
 use crate::config::ModelConfig;
-use crate::kv_cache::{KvCache, RowsRef};
+use crate::kv_cache::{KvCache, KvTypes, RowsRef};
 use crate::ops;
 use half::f16;
 use rayon::prelude::*;
@@ -46,6 +46,60 @@ struct AttnScratch {
 
 thread_local! {
     static ATTN_SCRATCH: std::cell::RefCell<AttnScratch> = std::cell::RefCell::default();
+}
+
+/// The attention of one layer over a step's spans, as both forward passes
+/// (model.rs, model/qwen35.rs) run it: q/k (and v) rotated by a Hadamard
+/// block when the cache is quantized (see `KvTypes::rotation`), each
+/// token's k/v stored at its position in its span's cache under `slot`
+/// (the layer's index among the cache's attention layers), every query
+/// attending over its own cache, and the output un-rotated when v was.
+/// `head_dim`: the q/k head size; `span_of` / `pos`: each token's span and
+/// position.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store_and_attend(
+    c: &ModelConfig,
+    spans: &mut [crate::model::Span<'_>],
+    span_of: &[u32],
+    pos: &[usize],
+    slot: usize,
+    q: &mut [f32],
+    k: &mut [f32],
+    v: &mut [f32],
+    att: &mut [f32],
+) {
+    let kv = spans[0].cache.types();
+    if let Some(b) = KvTypes::rotation(kv.k, c.head_dim, true) {
+        q.chunks_mut(b).for_each(ops::hadamard);
+        k.chunks_mut(b).for_each(ops::hadamard);
+    }
+    let v_rot = KvTypes::rotation(kv.v, c.head_dim_v, false);
+    if let Some(b) = v_rot {
+        v.chunks_mut(b).for_each(ops::hadamard);
+    }
+    let (kd, vd) = (c.k_dim(), c.v_dim());
+    for (t, (&i, &p)) in span_of.iter().zip(pos).enumerate() {
+        spans[i as usize]
+            .cache
+            .store(slot, p, &k[t * kd..(t + 1) * kd], &v[t * vd..(t + 1) * vd]);
+    }
+    let mut t0 = 0;
+    let refs: Vec<SpanRef<'_>> = spans
+        .iter()
+        .map(|sp| {
+            let r = SpanRef {
+                cache: &*sp.cache,
+                t0,
+                pos0: sp.cache.len(),
+            };
+            t0 += sp.tokens.len();
+            r
+        })
+        .collect();
+    attend(c, &refs, span_of, slot, q, att);
+    if let Some(b) = v_rot {
+        att.chunks_mut(b).for_each(ops::hadamard);
+    }
 }
 
 /// One sequence's queries in a step: tokens `t0..t0+n` of the batch, at

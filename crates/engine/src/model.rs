@@ -453,42 +453,7 @@ impl Model {
                     }
                 }
             }
-            // A quantized cache stores rotated q/k (and v, un-rotated in the
-            // output): see KvTypes::rotation.
-            let kv = spans[0].cache.types();
-            if let Some(nr) = KvTypes::rotation(kv.k, hd, true) {
-                q.chunks_mut(nr).for_each(ops::hadamard);
-                k.chunks_mut(nr).for_each(ops::hadamard);
-            }
-            let v_rot = KvTypes::rotation(kv.v, hd_v, false);
-            if let Some(nr) = v_rot {
-                v.chunks_mut(nr).for_each(ops::hadamard);
-            }
-            for t in 0..n {
-                spans[span_of[t] as usize].cache.store(
-                    il,
-                    pos[t],
-                    &k[t * c.k_dim()..(t + 1) * c.k_dim()],
-                    &v[t * c.v_dim()..(t + 1) * c.v_dim()],
-                );
-            }
-            let mut t0 = 0;
-            let refs: Vec<attention::SpanRef<'_>> = spans
-                .iter()
-                .map(|sp| {
-                    let r = attention::SpanRef {
-                        cache: &*sp.cache,
-                        t0,
-                        pos0: sp.cache.len(),
-                    };
-                    t0 += sp.tokens.len();
-                    r
-                })
-                .collect();
-            attention::attend(c, &refs, span_of, il, q, att);
-            if let Some(nr) = v_rot {
-                att.chunks_mut(nr).for_each(ops::hadamard);
-            }
+            attention::store_and_attend(c, spans, span_of, pos, il, q, k, v, att);
             mm(&l.wo, att, n, proj);
             ops::add_inplace(x, proj);
 

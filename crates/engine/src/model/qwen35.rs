@@ -25,7 +25,6 @@ use super::{fit, fold_input, Model, SharedInput, Span, Workspace};
 use crate::attention;
 use crate::config::HybridConfig;
 use crate::delta_net::{self, HeadIn};
-use crate::kv_cache::KvTypes;
 use crate::ops;
 use crate::weights::{DeltaNet, GatedAttention, Mixer};
 use rayon::prelude::*;
@@ -204,41 +203,7 @@ impl Model {
                 }
             }
         }
-        // Quantized caches store rotated rows, as in forward_layers.
-        let kv = spans[0].cache.types();
-        if let Some(b) = KvTypes::rotation(kv.k, hd, true) {
-            q.chunks_mut(b).for_each(ops::hadamard);
-            k.chunks_mut(b).for_each(ops::hadamard);
-        }
-        let v_rot = KvTypes::rotation(kv.v, c.head_dim_v, false);
-        if let Some(b) = v_rot {
-            v.chunks_mut(b).for_each(ops::hadamard);
-        }
-        for t in 0..n {
-            spans[ctx.span_of[t] as usize].cache.store(
-                slot,
-                ctx.pos[t],
-                &k[t * c.k_dim()..(t + 1) * c.k_dim()],
-                &v[t * c.v_dim()..(t + 1) * c.v_dim()],
-            );
-        }
-        let mut t0 = 0;
-        let refs: Vec<attention::SpanRef<'_>> = spans
-            .iter()
-            .map(|sp| {
-                let r = attention::SpanRef {
-                    cache: &*sp.cache,
-                    t0,
-                    pos0: sp.cache.len(),
-                };
-                t0 += sp.tokens.len();
-                r
-            })
-            .collect();
-        attention::attend(c, &refs, ctx.span_of, slot, q, att);
-        if let Some(b) = v_rot {
-            att.chunks_mut(b).for_each(ops::hadamard);
-        }
+        attention::store_and_attend(c, spans, ctx.span_of, ctx.pos, slot, q, k, v, att);
         for (o, &g) in att.iter_mut().zip(gate.iter()) {
             *o *= delta_net::sigmoid(g);
         }
