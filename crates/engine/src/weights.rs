@@ -306,7 +306,13 @@ impl Weights {
             done += m.info.n_bytes;
             progress(done, total);
         };
-        one(&mut self.output);
+        self.for_each_product_matrix(&mut one);
+    }
+
+    /// `f` on every matrix the forward pass multiplies by (the output and
+    /// the layers'), the output first, then the layers in order.
+    fn for_each_product_matrix(&mut self, f: &mut dyn FnMut(&mut Matrix)) {
+        f(&mut self.output);
         for l in &mut self.layers {
             for m in [
                 &mut l.wq,
@@ -317,12 +323,12 @@ impl Weights {
                 &mut l.w_up,
                 &mut l.w_down,
             ] {
-                one(m);
+                f(m);
             }
         }
         for l in &mut self.hybrid {
             for m in l.matrices_mut() {
-                one(m);
+                f(m);
             }
         }
     }
@@ -331,26 +337,9 @@ impl Weights {
     /// matrices the fold does not list). The fold must be bound to the
     /// same file's tensors ([`HadamardFold::from_gguf`]).
     pub fn attach_fold(&mut self, fold: &HadamardFold) {
-        let attach = |m: &mut Matrix| m.fold = fold.plan(&m.name).cloned().map(Box::new);
-        attach(&mut self.output);
-        for l in &mut self.layers {
-            for m in [
-                &mut l.wq,
-                &mut l.wk,
-                &mut l.wv,
-                &mut l.wo,
-                &mut l.w_gate,
-                &mut l.w_up,
-                &mut l.w_down,
-            ] {
-                attach(m);
-            }
-        }
-        for l in &mut self.hybrid {
-            for m in l.matrices_mut() {
-                attach(m);
-            }
-        }
+        self.for_each_product_matrix(&mut |m| {
+            m.fold = fold.plan(&m.name).cloned().map(Box::new);
+        });
     }
 
     /// Every matrix, for backend capability checks at load.
