@@ -463,8 +463,9 @@ pub struct ServeArgs {
     /// field) or POST /lora-adapters turn them on (llama-server's flag).
     #[arg(long = "lora-init-without-apply")]
     pub lora_init_without_apply: bool,
-    /// Speculative decoding per request: --lookup (and its --draft-max,
-    /// --draft-min, --lookup-ngram); a draft model is not yet supported.
+    /// Speculative decoding in every slot: a draft model (-md, with a
+    /// draft cache per slot) or --lookup, with --draft-max, --draft-min,
+    /// --draft-p-min, --lookup-ngram.
     #[command(flatten)]
     pub spec: SpecArgs,
 }

@@ -2,14 +2,15 @@
 //! Binds first (so `/health` answers `loading`), loads the model on a
 //! blocking thread, then serves until SIGINT / SIGTERM.
 //! The `--lora` adapters are loaded once; requests choose their scales
-//! (`lora` field, `/lora-adapters`; shohin-server's lora.rs).
+//! (`lora` field, `/lora-adapters`; shohin-server's lora.rs). With
+//! `--lookup` or `-md` every slot speculates (the engine's speculate.rs).
 
 use crate::args::{PoolingArg, ReasoningFormat, ServeArgs};
 use crate::load;
 use anyhow::{Context, Result};
 use shohin_engine::config::ModelConfig;
 use shohin_engine::sampler::Sampler;
-use shohin_engine::scheduler::{EngineConfig, Pooling, Speculation};
+use shohin_engine::scheduler::{DraftSource, EngineConfig, Pooling, Speculation};
 use shohin_engine::speculative::SpecConfig;
 use shohin_server::{AppState, ServerConfig};
 use std::sync::Arc;
@@ -21,9 +22,6 @@ const MIN_CTX_SLOT: usize = 16;
 pub fn serve(a: ServeArgs) -> Result<()> {
     if a.parallel == 0 {
         anyhow::bail!("--parallel must be at least 1");
-    }
-    if a.spec.model_draft.is_some() {
-        anyhow::bail!("--model-draft (-md) is not yet supported by serve (--lookup is)");
     }
     a.spec.check()?;
     // Check the flags and the file before binding the port.
@@ -40,15 +38,21 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         if a.shift.keep()?.is_some() {
             shohin_engine::context_shift::check_config(&cfg).map_err(label)?;
         }
-        if a.spec.lookup && cfg.hybrid.is_some() {
+        if a.spec.on() && cfg.hybrid.is_some() {
             eprintln!(
-                "shohin serve: --lookup is ignored: a hybrid ({}) model's recurrent state \
-                 cannot roll back past rejected drafts",
+                "shohin serve: {} is ignored: a hybrid ({}) model's recurrent state cannot \
+                 roll back past rejected drafts",
+                if a.spec.lookup {
+                    "--lookup"
+                } else {
+                    "--model-draft"
+                },
                 cfg.arch.name()
             );
         }
         cfg.max_ctx()
     };
+    crate::spec::check_draft_file(&a.spec, &a.model.model)?;
     let ctx_per_slot = ctx_per_slot(a.model.ctx_size, a.parallel, max_ctx)?;
     let mut engine = EngineConfig::new(a.parallel, ctx_per_slot);
     engine.max_queue = a.max_queue;
@@ -57,14 +61,17 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         anyhow::bail!("-b/--batch-size must be in 1..=8192, got {}", a.batch_size);
     }
     engine.n_batch = a.batch_size;
+    let draft_cfg = SpecConfig {
+        n_max: a.spec.draft_max,
+        n_min: a.spec.draft_min,
+    };
     engine.speculation = a.spec.lookup.then_some(Speculation {
-        lookup_ngram: a.spec.lookup_ngram,
-        draft: SpecConfig {
-            n_max: a.spec.draft_max,
-            n_min: a.spec.draft_min,
+        source: DraftSource::Lookup {
+            ngram: a.spec.lookup_ngram,
         },
+        draft: draft_cfg,
     });
-    let cfg = ServerConfig {
+    let mut cfg = ServerConfig {
         alias: a.alias.clone(),
         api_key: a.api_key.clone(),
         sampling,
@@ -101,8 +108,22 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             m.ctx_size = None;
             m
         };
+        let spec = a.spec.clone();
         let loader = move || -> Result<AppState, String> {
             let l = load::load(&model_args).map_err(|e| format!("{e:#}"))?;
+            // The draft model (-md) is loaded with the target's threads,
+            // cache types and repacking, and checked again.
+            if let Some(d) =
+                crate::spec::load_draft(&spec, &model_args, &l).map_err(|e| format!("{e:#}"))?
+            {
+                cfg.engine.speculation = Some(Speculation {
+                    source: DraftSource::Model {
+                        model: Arc::new(d.model),
+                        p_min: spec.draft_p_min,
+                    },
+                    draft: draft_cfg,
+                });
+            }
             let path = model_args.model.clone();
             let st = AppState::new(Arc::new(l.model), l.tokenizer, &path, cfg)
                 .map_err(|e| format!("{}: {e}", path.display()))?;

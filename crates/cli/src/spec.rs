@@ -5,9 +5,12 @@ use crate::args::{ModelArgs, SpecArgs};
 use crate::load::{self, Loaded};
 use anyhow::Result;
 use serde_json::json;
+use shohin_engine::config::ModelConfig;
 use shohin_engine::speculative::{
     check_compatible, DraftModel, DraftStats, Drafter, Lookup, SpecConfig, Speculator,
 };
+use shohin_tokenizer::Tokenizer;
+use std::path::Path;
 
 impl SpecArgs {
     /// Whether speculation is asked for.
@@ -52,15 +55,59 @@ pub fn load_draft(
         ..target_args.clone()
     };
     let draft = load::load(&args)?;
-    if let Err(why) = check_compatible(&target.tokenizer, &draft.tokenizer) {
+    compatible(
+        &target.tokenizer,
+        &draft.tokenizer,
+        path,
+        &target_args.model,
+    )?;
+    Ok(Some(draft))
+}
+
+/// `serve -md`'s checks before the server binds its port (the weights load
+/// later, with the target's): the draft's vocabulary is the target's, and
+/// the draft is not a hybrid model, whose recurrent state cannot follow
+/// the slot's rolled-back tokens.
+pub fn check_draft_file(a: &SpecArgs, target: &Path) -> Result<()> {
+    let Some(path) = &a.model_draft else {
+        return Ok(());
+    };
+    let tokenizer = |p: &Path| -> Result<Tokenizer> {
+        let f = load::open_gguf(p)?;
+        shohin_engine::vocab::load_tokenizer(&f)
+            .map_err(|e| anyhow::Error::new(e).context(p.display().to_string()))
+    };
+    compatible(&tokenizer(target)?, &tokenizer(path)?, path, target)?;
+    let f = load::open_gguf(path)?;
+    let cfg = ModelConfig::from_gguf(&f)
+        .map_err(|e| anyhow::Error::new(e).context(path.display().to_string()))?;
+    if cfg.hybrid.is_some() {
+        anyhow::bail!(
+            "the draft model {} is a hybrid ({}) model, whose recurrent state cannot roll \
+             back past rejected drafts",
+            path.display(),
+            cfg.arch.name()
+        );
+    }
+    Ok(())
+}
+
+/// An error unless `draft`'s vocabulary can draft for `target`'s.
+fn compatible(
+    target: &Tokenizer,
+    draft: &Tokenizer,
+    draft_path: &Path,
+    target_path: &Path,
+) -> Result<()> {
+    if let Err(why) = check_compatible(target, draft) {
         anyhow::bail!(
             "the draft model {} cannot draft for {}: {why} (the draft must share the \
              target's vocabulary)",
-            path.display(),
-            target_args.model.display()
+            draft_path.display(),
+            target_path.display()
         );
     }
-    Ok(Some(draft))
+    Ok(())
 }
 
 /// The speculator for `target` (`None`: no speculation asked for).

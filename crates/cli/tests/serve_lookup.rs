@@ -1,6 +1,8 @@
-//! `shohin serve --lookup` (speculative decoding per slot): a greedy
-//! completion equals `shohin run`'s, the usage reports the draft counts and
-//! /metrics the draft counters; `--model-draft` is refused for now.
+//! `shohin serve --lookup` and `serve -md` (speculative decoding per slot):
+//! a greedy completion equals `shohin run`'s, the usage reports the same
+//! draft counts as `run` with the same drafter, /metrics the draft
+//! counters; a draft with another vocabulary is refused before the server
+//! starts.
 
 mod common;
 use common::serve::{http_get, start_server};
@@ -42,49 +44,32 @@ fn counter(page: &str, name: &str) -> f64 {
         .unwrap()
 }
 
-#[test]
-fn serve_lookup_answers_as_run_and_counts_drafts() {
+/// `shohin run -m tiny -p PROMPT` greedy with `extra` flags, as JSON.
+fn run_json(extra: &[&str]) -> serde_json::Value {
     let n = N.to_string();
-    let run = shohin(&[
-        "run",
-        "-m",
-        &s(&tiny()),
-        "-p",
-        PROMPT,
-        "-n",
-        &n,
-        "--temp",
-        "0",
-        "-t",
-        "2",
-        "--json",
-    ])
-    .ok()
-    .json();
+    let mut args = vec![
+        "run", "-m", "", "-p", PROMPT, "-n", &n, "--temp", "0", "-t", "2", "--json",
+    ];
+    let model = s(&tiny());
+    args[2] = &model;
+    args.extend_from_slice(extra);
+    shohin(&args).ok().json()
+}
+
+/// `serve` with the drafter of `spec` (flags) answers two concurrent
+/// requests as `run` does, and counts the drafts as `run` with `spec` does.
+fn serve_answers_as_run(spec: &[&str]) {
+    let run = run_json(&[]);
     let want = run["text"].as_str().unwrap().to_string();
     let n_run = run["tokens"].as_array().unwrap().len();
-    // `run --lookup` drafts the same way (the same lookup and schedule):
-    // the same counts are expected from a slot.
-    let run_spec = shohin(&[
-        "run",
-        "-m",
-        &s(&tiny()),
-        "-p",
-        PROMPT,
-        "-n",
-        &n,
-        "--temp",
-        "0",
-        "-t",
-        "2",
-        "--json",
-        "--lookup",
-    ])
-    .ok()
-    .json();
-    assert_eq!(run_spec["text"], want.as_str(), "run --lookup != run");
+    // `run` drafts the same way (the same drafter and schedule): the same
+    // counts are expected from a slot.
+    let run_spec = run_json(spec);
+    assert_eq!(run_spec["text"], want.as_str(), "run {spec:?} != run");
 
-    let server = start_server(&tiny(), &["--lookup", "--parallel", "2"]);
+    let mut flags = spec.to_vec();
+    flags.extend_from_slice(&["--parallel", "2"]);
+    let server = start_server(&tiny(), &flags);
     let body = serde_json::json!({
         "prompt": PROMPT,
         "max_tokens": N,
@@ -92,24 +77,20 @@ fn serve_lookup_answers_as_run_and_counts_drafts() {
     });
     // Two at once: verified spans batched with another slot's span.
     let port = server.port;
-    let other = std::thread::spawn(move || post(port, "/v1/completions", &body));
-    let body = serde_json::json!({
-        "prompt": PROMPT,
-        "max_tokens": N,
-        "temperature": 0,
-    });
+    let b = body.clone();
+    let other = std::thread::spawn(move || post(port, "/v1/completions", &b));
     let got = post(port, "/v1/completions", &body);
     let got2 = other.join().unwrap();
     for g in [&got, &got2] {
         assert_eq!(
             g["choices"][0]["text"],
             want.as_str(),
-            "serve --lookup != run"
+            "serve {spec:?} != run"
         );
         assert_eq!(g["usage"]["completion_tokens"], n_run);
     }
     let d = &got["usage"]["draft"];
-    eprintln!("usage.draft: {d}");
+    eprintln!("{spec:?}: usage.draft: {d}");
     let (drafted, accepted) = (
         d["drafted"].as_u64().unwrap(),
         d["accepted"].as_u64().unwrap(),
@@ -127,15 +108,34 @@ fn serve_lookup_answers_as_run_and_counts_drafts() {
 }
 
 #[test]
-fn serve_refuses_a_draft_model_for_now() {
-    let out = shohin(&[
-        "serve",
-        "-m",
-        &s(&tiny()),
-        "-md",
-        &s(&tiny()),
-        "--port",
-        "0",
-    ]);
-    assert_error(&out, &["not yet supported by serve"]);
+fn serve_lookup_answers_as_run_and_counts_drafts() {
+    serve_answers_as_run(&["--lookup"]);
+}
+
+#[test]
+fn serve_with_a_draft_model_answers_as_run_and_counts_drafts() {
+    // The tiny model drafting for itself (every token, whatever its
+    // probability): its greedy drafts are all accepted.
+    let model = s(&tiny());
+    serve_answers_as_run(&["-md", &model, "--draft-p-min", "0"]);
+}
+
+#[test]
+fn serve_refuses_a_draft_with_another_vocabulary() {
+    let target = s(&real_model());
+    let smol = s(&shohin_test_support::llama_model());
+    let out = shohin(&["serve", "-m", &target, "-md", &smol, "--port", "0"]);
+    assert_error(
+        &out,
+        &[
+            "cannot draft for",
+            &smol,
+            &target,
+            "vocabulary sizes differ",
+        ],
+    );
+    assert!(
+        !out.stderr.contains("listening"),
+        "refused before binding: {out}"
+    );
 }

@@ -1,8 +1,9 @@
 //! Speculative decoding in the continuous-batching engine (`serve
-//! --lookup`, scheduler/speculate.rs): concurrent requests give exactly
-//! what they give without it (ids, text, logprobs, finish), greedy and
-//! seeded sampling, with stop strings, a token limit, a small batch and a
-//! context shift; and on repetitive text drafts are accepted.
+//! --lookup`, `serve -md`, scheduler/speculate.rs): concurrent requests
+//! give exactly what they give without it (ids, text, logprobs, finish),
+//! greedy and seeded sampling, with stop strings, a token limit, a small
+//! batch and a context shift; on repetitive text lookup drafts are
+//! accepted, and a model drafting for itself has every draft accepted.
 
 mod common;
 use common::*;
@@ -11,7 +12,7 @@ use shohin_engine::generate::{FinishReason, GenParams, TokenLogprob};
 use shohin_engine::model::Model;
 use shohin_engine::sampler::SamplerConfig;
 use shohin_engine::scheduler::{
-    DraftUsage, Engine, EngineConfig, Event, Request, Speculation, Task, Usage,
+    DraftSource, DraftUsage, Engine, EngineConfig, Event, Request, Speculation, Task, Usage,
 };
 use shohin_engine::speculative::SpecConfig;
 use shohin_tokenizer::Tokenizer;
@@ -79,27 +80,37 @@ fn params(temp: f32, seed: u64, max: usize) -> GenParams {
     }
 }
 
-fn lookup(mut cfg: EngineConfig) -> EngineConfig {
-    cfg.speculation = Some(Speculation {
-        lookup_ngram: 4,
-        draft: SpecConfig::default(),
-    });
-    cfg
+fn lookup() -> DraftSource {
+    DraftSource::Lookup { ngram: 4 }
 }
 
-/// The same requests with and without lookup: equal outputs. Returns the
-/// draft counts of each request with it.
+/// `model` drafting, for every token whatever its probability.
+fn draft_model(model: &Arc<Model>) -> DraftSource {
+    DraftSource::Model {
+        model: model.clone(),
+        p_min: 0.0,
+    }
+}
+
+/// The same requests with and without drafts from `source`: equal
+/// outputs. Returns the draft counts of each request with it.
 fn compare(
     m: &Arc<Model>,
     tok: &Arc<Tokenizer>,
     cfg: EngineConfig,
+    source: DraftSource,
     reqs: &[(Vec<u32>, GenParams)],
 ) -> Vec<DraftUsage> {
     let plain = run_all(m, tok, cfg.clone(), reqs);
-    let spec = run_all(m, tok, lookup(cfg), reqs);
+    let mut with = cfg;
+    with.speculation = Some(Speculation {
+        source,
+        draft: SpecConfig::default(),
+    });
+    let spec = run_all(m, tok, with, reqs);
     let mut counts = Vec::new();
     for (i, ((a, ua), (b, ub))) in plain.iter().zip(&spec).enumerate() {
-        assert_eq!(a.0, b.0, "request {i}: ids differ with lookup");
+        assert_eq!(a.0, b.0, "request {i}: ids differ with drafts");
         assert_eq!(a.1, b.1, "request {i}: text differs");
         assert_eq!(a.2, b.2, "request {i}: logprobs differ");
         assert_eq!(a.3, b.3, "request {i}: finish differs");
@@ -144,7 +155,7 @@ fn lookup_in_the_engine_changes_no_output_and_accepts_drafts() {
     let reqs = requests(&tok);
 
     // Five requests on four slots (one queues), default batching.
-    let counts = compare(&m, &tok, EngineConfig::new(4, 512), &reqs);
+    let counts = compare(&m, &tok, EngineConfig::new(4, 512), lookup(), &reqs);
     eprintln!("draft counts: {counts:?}");
     let greedy = counts[0];
     assert!(greedy.drafted > 0, "nothing drafted on a repetitive prompt");
@@ -164,7 +175,54 @@ fn lookup_in_the_engine_changes_no_output_and_accepts_drafts() {
         (tok.encode(REPEAT, true, true), long),
         (tok.encode(REPEAT, true, true), sampled),
     ];
-    let counts = compare(&m, &tok, small, &reqs);
+    let counts = compare(&m, &tok, small, lookup(), &reqs);
     eprintln!("draft counts (small batch, context shift): {counts:?}");
     assert!(counts[0].accepted > 0);
+}
+
+#[test]
+fn a_draft_model_in_the_engine_changes_no_output() {
+    let path = real_model();
+    let f = shohin_gguf::GgufFile::open(&path).unwrap();
+    let tok = Arc::new(shohin_engine::vocab::load_tokenizer(&f).unwrap());
+    let m = Arc::new(load(&path, 2));
+    let reqs = requests(&tok);
+
+    // The model drafting for itself: its greedy drafts are its own greedy
+    // decisions, so a greedy request keeps every draft. Prompts are caught
+    // up 8 tokens a step (several steps before the first draft), and five
+    // requests on four slots: a slot's draft cache follows a new request.
+    let mut cfg = EngineConfig::new(4, 512);
+    cfg.n_prefill_busy = 8;
+    let counts = compare(&m, &tok, cfg, draft_model(&m), &reqs);
+    eprintln!("self-draft counts: {counts:?}");
+    for (i, (d, (_, p))) in counts.iter().zip(&reqs).enumerate() {
+        if p.sampling.temperature == 0.0 && p.stop.is_empty() {
+            assert!(d.drafted > 0, "request {i} drafted nothing");
+            // Only a finish (EOS) rejects drafts, the rest of its round's.
+            assert!(
+                d.drafted - d.accepted < SpecConfig::default().n_max,
+                "request {i}: {d:?}"
+            );
+        }
+    }
+
+    // A poor draft (the tiny Q2_0 model, same vocabulary): drafts are
+    // mostly rejected and rolled back, in a small batch and across a
+    // context shift.
+    let tiny = Arc::new(load(&fixture("tiny-q2_0.gguf"), 2));
+    let mut small = EngineConfig::new(2, 96);
+    small.n_batch = 6;
+    small.context_shift = Some(Keep::Tokens(4));
+    let mut long = params(0.0, 0, 120);
+    long.ignore_eos = true;
+    let mut sampled = params(0.7, 9, 120);
+    sampled.ignore_eos = true;
+    let reqs = vec![
+        (tok.encode(REPEAT, true, true), long),
+        (tok.encode(REPEAT, true, true), sampled),
+    ];
+    let counts = compare(&m, &tok, small, draft_model(&tiny), &reqs);
+    eprintln!("tiny-draft counts (small batch, context shift): {counts:?}");
+    assert!(counts.iter().all(|d| d.drafted > 0));
 }

@@ -35,6 +35,8 @@ pub(super) struct State<'a> {
     pub(super) cfg: &'a EngineConfig,
     shared: &'a Shared,
     pub(super) slots: Vec<Slot>,
+    /// Slot `i`'s draft cache, with a draft model (speculate.rs).
+    pub(super) drafters: Vec<crate::speculative::DraftModel<'a>>,
     queue: VecDeque<Box<Submitted>>,
     pub(super) groups: HashMap<u64, Group>,
     next_group: u64,
@@ -56,6 +58,7 @@ pub(super) fn run(
         slots: (0..cfg.n_slots)
             .map(|_| Slot::new(model.new_cache(cfg.n_ctx_slot)))
             .collect(),
+        drafters: super::speculate::slot_drafters(cfg),
         queue: VecDeque::new(),
         groups: HashMap::new(),
         next_group: 0,
@@ -334,6 +337,8 @@ impl State<'_> {
         let Some(set) = self.step_lora() else {
             return;
         };
+        // The step's time for the token-rate metrics includes drafting.
+        let t_step = Instant::now();
         let in_set = |s: &Slot| same_lora(&s.lora, &set);
         // Decode tokens first (one per generating slot), then prompt chunks,
         // oldest request first, within the step's budget.
@@ -394,7 +399,6 @@ impl State<'_> {
             }
         }
         let nv = self.model.n_vocab();
-        let t0 = Instant::now();
         let result = self.use_lora(&set).and_then(|()| {
             let mut slot_refs: Vec<Option<&mut Slot>> = self.slots.iter_mut().map(Some).collect();
             let mut spans: Vec<Span<'_>> = Vec::with_capacity(plan.len());
@@ -424,7 +428,6 @@ impl State<'_> {
             }
             self.model.forward_batch(&mut spans)
         });
-        let elapsed = t0.elapsed();
         if let Err(e) = result {
             for (i, _) in &plan {
                 if let Some(g) = self.slots[*i].job.as_ref().map(|j| j.group) {
@@ -438,20 +441,23 @@ impl State<'_> {
         }
         let n_prompt: usize = plan[n_decode..].iter().map(|(_, t)| t.len()).sum();
         metrics::counter!("shohin_prompt_tokens_total").increment(n_prompt as u64);
-        if n_decode > 0 {
-            metrics::histogram!("shohin_time_per_output_token_seconds")
-                .record(elapsed.as_secs_f64());
-            metrics::gauge!("shohin_tokens_per_second")
-                .set(n_decode as f64 / elapsed.as_secs_f64().max(1e-9));
-        }
+        // Tokens this step decides for the running generations: one per
+        // plain decode span, all those a verified span keeps.
+        let mut n_out = 0;
         let mut to_sample = Vec::new();
-        for (i, toks) in plan {
+        for (k, (i, toks)) in plan.into_iter().enumerate() {
             self.slots[i].tokens.extend_from_slice(&toks);
             if self.verifying(i) {
-                self.verify(i);
+                n_out += self.verify(i);
                 continue;
             }
+            n_out += usize::from(k < n_decode);
             to_sample.extend(self.after(i));
+        }
+        if n_decode > 0 {
+            let secs = t_step.elapsed().as_secs_f64();
+            metrics::histogram!("shohin_time_per_output_token_seconds").record(secs);
+            metrics::gauge!("shohin_tokens_per_second").set(n_out as f64 / secs.max(1e-9));
         }
         self.sample(&to_sample);
     }

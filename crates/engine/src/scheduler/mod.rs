@@ -30,7 +30,7 @@ mod prompt_end;
 mod slot;
 mod speculate;
 
-pub use speculate::{DraftUsage, Speculation};
+pub use speculate::{DraftSource, DraftUsage, Speculation};
 
 use crate::generate::{GenParams, Next};
 use crate::lora::ActiveLora;
@@ -61,8 +61,9 @@ pub struct EngineConfig {
     /// follows the kept start of its prompt instead of ending with
     /// `length`. Prompts must still fit a slot.
     pub context_shift: Option<crate::context_shift::Keep>,
-    /// Speculative decoding per slot (`--lookup`; off by default). The
-    /// output is the same as without it; a hybrid model never speculates.
+    /// Speculative decoding per slot (`--lookup` or `-md`; off by
+    /// default). The output is the same as without it; a hybrid model
+    /// never speculates.
     pub speculation: Option<Speculation>,
 }
 

@@ -1,5 +1,5 @@
-//! Speculative decoding per slot (`serve --lookup`): a generating slot
-//! whose drafter proposes tokens evaluates `[its next token, drafts...]` as
+//! Speculative decoding per slot (`serve --lookup`, `serve -md`): a
+//! generating slot whose drafter proposes tokens evaluates `[its next token, drafts...]` as
 //! one span of the step, beside the other slots' spans, with the logits
 //! after every token of it; its Generator then decides the tokens position
 //! by position and the drafts are kept while they equal the decisions
@@ -11,19 +11,52 @@
 //! (whose recurrent state cannot roll back) never speculates. A span never
 //! reaches the position where a context shift would happen: every decision
 //! in it sees a context with room, as plain decoding would.
+//!
+//! With a draft model each slot keeps a draft cache beside its own (as
+//! llama-server gives each slot its own draft context), brought in step
+//! with the slot's tokens before it drafts: reused prefixes, forks and
+//! context shifts are followed by comparing tokens, so only what differs is
+//! evaluated. The draft runs on the engine thread, one slot after another;
+//! a long new prompt is caught up `n_prefill_busy` tokens per step, like
+//! the target's own prompt chunks, so it does not stall the other streams.
 
 use super::engine_loop::State;
 use super::slot::JobKind;
 use crate::generate::Next;
-use crate::speculative::{Drafter, Lookup, SpecConfig};
+use crate::model::Model;
+use crate::speculative::{DraftModel, Drafter, Lookup, SpecConfig};
+use std::sync::Arc;
 
-/// How the engine drafts (`serve --lookup`): prompt lookup.
-#[derive(Clone, Copy, Debug)]
+/// How the engine drafts.
+#[derive(Clone, Debug)]
 pub struct Speculation {
-    /// The longest n-gram matched (`--lookup-ngram`).
-    pub lookup_ngram: usize,
+    pub source: DraftSource,
     /// Draft lengths (`--draft-max`, `--draft-min`).
     pub draft: SpecConfig,
+}
+
+/// Where drafts come from.
+#[derive(Clone, Debug)]
+pub enum DraftSource {
+    /// Prompt lookup (`--lookup`): the longest n-gram matched
+    /// (`--lookup-ngram`).
+    Lookup { ngram: usize },
+    /// A draft model with the target's vocabulary (`-md`; the caller checks
+    /// it with [`crate::speculative::check_compatible`]); drafting stops at
+    /// a token whose draft probability is below `p_min` (`--draft-p-min`).
+    /// A hybrid draft, whose state cannot follow rolled-back tokens,
+    /// drafts nothing.
+    Model { model: Arc<Model>, p_min: f32 },
+}
+
+/// The per-slot draft caches of a draft model (empty for lookup).
+pub(super) fn slot_drafters(cfg: &super::EngineConfig) -> Vec<DraftModel<'_>> {
+    match cfg.speculation.as_ref().map(|s| &s.source) {
+        Some(DraftSource::Model { model, p_min }) => (0..cfg.n_slots)
+            .map_while(|_| DraftModel::new(model, cfg.n_ctx_slot, *p_min).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Draft counts of a request (all its choices), for its usage.
@@ -72,10 +105,11 @@ impl State<'_> {
     /// has left); `spare` goes down by the drafts taken.
     pub(super) fn decode_span(&mut self, i: usize, id: u32, spare: &mut usize) -> Vec<u32> {
         let mut span = vec![id];
-        let Some(sp) = self.cfg.speculation.filter(|_| self.speculates()) else {
+        let cfg = self.cfg;
+        let Some(sp) = cfg.speculation.as_ref().filter(|_| self.speculates()) else {
             return span;
         };
-        let n_ctx = self.cfg.n_ctx_slot;
+        let n_ctx = cfg.n_ctx_slot;
         let s = &mut self.slots[i];
         let Some(job) = s.job.as_mut() else {
             return span;
@@ -106,12 +140,31 @@ impl State<'_> {
         }
         // The history ends with `id`; borrowed in place, not copied.
         s.tokens.push(id);
-        let r = Lookup::new(sp.lookup_ngram).draft(&s.tokens, max, &mut job.spec.draft);
+        let out = &mut job.spec.draft;
+        let r = match &sp.source {
+            DraftSource::Lookup { ngram } => Lookup::new(*ngram).draft(&s.tokens, max, out),
+            DraftSource::Model { .. } => match self.drafters.get_mut(i) {
+                // Drafts once the draft cache holds the slot's tokens.
+                Some(d) => d.catch_up(&s.tokens, cfg.n_prefill_busy).and_then(|ready| {
+                    if ready {
+                        d.draft(&s.tokens, max, out)
+                    } else {
+                        Ok(())
+                    }
+                }),
+                None => Ok(()),
+            },
+        };
         s.tokens.pop();
-        if r.is_err() || job.spec.draft.len() < sp.draft.n_min {
-            job.spec.draft.clear();
+        // A draft vocabulary may be a little larger than the target's.
+        let nv = self.model.n_vocab();
+        if let Some(bad) = out.iter().position(|&t| t as usize >= nv) {
+            out.truncate(bad);
         }
-        job.spec.draft.truncate(max);
+        if r.is_err() || out.len() < sp.draft.n_min {
+            out.clear();
+        }
+        out.truncate(max);
         *spare -= job.spec.draft.len();
         span.extend_from_slice(&job.spec.draft);
         span
@@ -128,13 +181,13 @@ impl State<'_> {
     /// After slot `i` evaluated `[id, drafts...]` (its `tokens` extended by
     /// them): decide the tokens from the logits at each position while they
     /// agree with the drafts, deliver them, and drop the rows past the last
-    /// kept token.
-    pub(super) fn verify(&mut self, i: usize) {
+    /// kept token. Returns how many tokens were decided.
+    pub(super) fn verify(&mut self, i: usize) -> usize {
         let nv = self.model.n_vocab();
         let n_ctx = self.cfg.n_ctx_slot;
-        let n_max = self.cfg.speculation.map_or(1, |sp| sp.draft.n_max);
+        let n_max = self.cfg.speculation.as_ref().map_or(1, |sp| sp.draft.n_max);
         let s = &mut self.slots[i];
-        let Some(job) = s.job.as_mut() else { return };
+        let Some(job) = s.job.as_mut() else { return 0 };
         let draft = std::mem::take(&mut job.spec.draft);
         let k = draft.len();
         let n = k + 1;
@@ -146,7 +199,7 @@ impl State<'_> {
         self.model
             .output_logits(&mut spec.hidden, n, &mut spec.logits);
         let JobKind::Generate { gen, .. } = &mut job.kind else {
-            return;
+            return 0;
         };
         let mut decided: Vec<Result<Next, String>> = Vec::with_capacity(n);
         let (mut keep, mut accepted) = (1, 0);
@@ -188,8 +241,10 @@ impl State<'_> {
             d.drafted += k;
             d.accepted += accepted;
         }
+        let n_decided = decided.len();
         for r in decided {
             self.deliver(i, r);
         }
+        n_decided
     }
 }

@@ -92,10 +92,26 @@ impl<'m> DraftModel<'m> {
         })
     }
 
-    /// Make the cache hold `history`, evaluating only what differs from
-    /// what it holds (after a round: the target's decision, and the last
-    /// accepted draft, which the draft never evaluated).
-    fn sync(&mut self, history: &[u32]) -> Result<()> {
+    /// Whether drafts can follow `history`: it fits the draft's context
+    /// and holds only tokens the draft knows (a target vocabulary may be a
+    /// little larger).
+    fn can_draft(&self, history: &[u32]) -> bool {
+        let nv = self.model.n_vocab();
+        !history.is_empty()
+            && history.len() < self.cache.n_ctx()
+            && history.iter().all(|&t| (t as usize) < nv)
+    }
+
+    /// Bring the cache toward holding `history`, evaluating at most
+    /// `budget` tokens (at least one) of what differs from what it holds:
+    /// the server catches a draft up with a long prompt over several steps
+    /// instead of stalling the other streams for it. `true` when the cache
+    /// holds `history` and the logits after it; `false` while tokens are
+    /// left, or when no draft can follow `history` at all.
+    pub fn catch_up(&mut self, history: &[u32], budget: usize) -> Result<bool> {
+        if !self.can_draft(history) {
+            return Ok(false);
+        }
         let common = self
             .tokens
             .iter()
@@ -103,30 +119,28 @@ impl<'m> DraftModel<'m> {
             .take_while(|(a, b)| a == b)
             .count();
         if common == history.len() && common == self.tokens.len() {
-            return Ok(()); // `logits` are those after `history`
+            return Ok(true); // `logits` are those after `history`
         }
-        // At least the last token is evaluated again, for its logits.
+        // At least the last token is evaluated again, for its logits (after
+        // a round: the target's decision, and the last accepted draft,
+        // which the draft never evaluated).
         let from = common.min(history.len() - 1);
+        let to = history.len().min(from.saturating_add(budget.max(1)));
         self.tokens.truncate(from);
         self.cache.truncate(from);
         self.model
-            .forward(&mut self.cache, &history[from..], &mut self.logits)?;
-        self.tokens.extend_from_slice(&history[from..]);
-        Ok(())
+            .forward(&mut self.cache, &history[from..to], &mut self.logits)?;
+        self.tokens.extend_from_slice(&history[from..to]);
+        Ok(to == history.len())
     }
 }
 
 impl Drafter for DraftModel<'_> {
     fn draft(&mut self, history: &[u32], max: usize, out: &mut Vec<u32>) -> Result<()> {
         let n_ctx = self.cache.n_ctx();
-        // Tokens past the draft's vocabulary (a larger target vocabulary)
-        // cannot be evaluated: no draft then.
-        let nv = self.model.n_vocab();
-        if history.is_empty() || history.len() >= n_ctx || history.iter().any(|&t| t as usize >= nv)
-        {
-            return Ok(());
+        if !self.catch_up(history, usize::MAX)? {
+            return Ok(()); // no draft can follow `history`
         }
-        self.sync(history)?;
         // Drafts 1..max-1 are evaluated here (the last is not needed).
         let max = max.min(n_ctx + 1 - history.len());
         for i in 0..max {
