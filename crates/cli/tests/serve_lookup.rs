@@ -58,7 +58,8 @@ fn run_json(extra: &[&str]) -> serde_json::Value {
 
 /// `serve` with the drafter of `spec` (flags) answers two concurrent
 /// requests as `run` does, and counts the drafts as `run` with `spec` does.
-fn serve_answers_as_run(spec: &[&str]) {
+/// Returns the server, still running.
+fn serve_answers_as_run(spec: &[&str]) -> common::serve::Server {
     let run = run_json(&[]);
     let want = run["text"].as_str().unwrap().to_string();
     let n_run = run["tokens"].as_array().unwrap().len();
@@ -105,6 +106,7 @@ fn serve_answers_as_run(spec: &[&str]) {
     let kept = counter(&page, "shohin_draft_accepted_total");
     eprintln!("/metrics: drafted {total}, accepted {kept}");
     assert!(total >= drafted as f64 && kept >= accepted as f64 && kept > 0.0);
+    server
 }
 
 #[test]
@@ -117,7 +119,30 @@ fn serve_with_a_draft_model_answers_as_run_and_counts_drafts() {
     // The tiny model drafting for itself (every token, whatever its
     // probability): its greedy drafts are all accepted.
     let model = s(&tiny());
-    serve_answers_as_run(&["-md", &model, "--draft-p-min", "0"]);
+    let server = serve_answers_as_run(&["-md", &model, "--draft-p-min", "0"]);
+    // The Responses and Anthropic Messages usages carry the counts too.
+    let msg = serde_json::json!({"role": "user", "content": PROMPT});
+    let responses = post(
+        server.port,
+        "/v1/responses",
+        &serde_json::json!({"input": [msg], "max_output_tokens": 16, "temperature": 0}),
+    );
+    let messages = post(
+        server.port,
+        "/v1/messages",
+        &serde_json::json!({"messages": [msg], "max_tokens": 16, "temperature": 0}),
+    );
+    for (api, r) in [("responses", &responses), ("messages", &messages)] {
+        let d = &r["usage"]["draft"];
+        eprintln!("{api}: usage.draft {d}");
+        let drafted = d["drafted"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{api}: {r}"));
+        assert!(
+            drafted > 0 && d["accepted"].as_u64().unwrap() <= drafted,
+            "{api}: {r}"
+        );
+    }
 }
 
 #[test]

@@ -104,7 +104,7 @@ pub fn f32_json(x: f32) -> Value {
 }
 
 /// OpenAI's usage object; with speculative decoding on (`serve
-/// --lookup`) also `draft: {drafted, accepted}` (the counts of `run
+/// --lookup`, `serve -md`) also `draft: {drafted, accepted}` (the counts of `run
 /// --json`'s `draft`; llama-server's `timings.draft_n` and
 /// `timings.draft_n_accepted`).
 pub fn usage_json(u: &Usage) -> Value {
@@ -114,10 +114,17 @@ pub fn usage_json(u: &Usage) -> Value {
         "total_tokens": u.prompt_tokens + u.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
     });
+    add_draft(&mut v, u);
+    v
+}
+
+/// Adds `draft: {drafted, accepted}` to a usage object when the engine
+/// speculated (chat and completions, Responses and Anthropic Messages alike:
+/// the official clients keep unknown usage fields).
+pub fn add_draft(v: &mut Value, u: &Usage) {
     if let Some(d) = u.draft {
         v["draft"] = json!({"drafted": d.drafted, "accepted": d.accepted});
     }
-    v
 }
 
 fn finish_str(f: Option<FinishReason>) -> Value {

@@ -152,12 +152,14 @@ impl Output {
     }
 
     fn usage(u: &Usage) -> Value {
-        json!({
+        let mut v = json!({
             "input_tokens": u.prompt_tokens.saturating_sub(u.cached_tokens),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": u.cached_tokens,
             "output_tokens": u.completion_tokens,
-        })
+        });
+        crate::generation::add_draft(&mut v, u);
+        v
     }
 
     fn message(&self, usage: Option<&Usage>) -> Value {

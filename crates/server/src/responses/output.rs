@@ -225,13 +225,17 @@ impl Output {
             "incomplete_details": if usage.is_some() && self.incomplete { json!({"reason": "max_output_tokens"}) } else { Value::Null },
             "model": self.echo.model,
             "output": if usage.is_some() { Value::from(self.items.clone()) } else { json!([]) },
-            "usage": usage.map(|u| json!({
-                "input_tokens": u.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": 0},
-                "output_tokens": u.completion_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": u.prompt_tokens + u.completion_tokens,
-            })),
+            "usage": usage.map(|u| {
+                let mut v = json!({
+                    "input_tokens": u.prompt_tokens,
+                    "input_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": 0},
+                    "output_tokens": u.completion_tokens,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": u.prompt_tokens + u.completion_tokens,
+                });
+                crate::generation::add_draft(&mut v, u);
+                v
+            }),
         });
         if usage.is_some() {
             r["completed_at"] = Value::from(crate::state::unix_now());
