@@ -22,7 +22,6 @@
 mod merge;
 pub use merge::{export, MergeReport};
 
-use crate::config::Arch;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 use crate::weights::Matrix;
@@ -203,7 +202,10 @@ impl LoraAdapter {
 
     /// Checks the adapter against `model`: same architecture, and every
     /// pair names a matrix the forward pass multiplies by (or reads rows of,
-    /// for `token_embd.weight`) with matching dims.
+    /// for `token_embd.weight`) with matching dims, and not one that the
+    /// file's `prism.hadamard` fold transforms the input of (qwen35).
+    /// (An inverse-folded `token_embd` is fine: its delta is added after
+    /// the rows are un-folded.)
     pub fn check(&self, model: &Model) -> Result<()> {
         let label = &self.label;
         let arch = model.config.arch;
@@ -215,12 +217,6 @@ impl LoraAdapter {
                     self.arch,
                     arch.name()
                 ),
-            ));
-        }
-        if arch == Arch::Qwen35 {
-            return Err(err(
-                label,
-                "LoRA adapters on qwen35 (hybrid) models are not supported yet",
             ));
         }
         // A tied output is a copy of token_embd under its name: a pair for
@@ -240,6 +236,17 @@ impl LoraAdapter {
                 };
                 return Err(err(label, format!("tensor `{name}` {why}")));
             };
+            // A `prism.hadamard`-folded matrix multiplies the transformed
+            // input `H·S·P·x`, but the adapter's A was made for `x`.
+            if m.fold.is_some() {
+                return Err(err(
+                    label,
+                    format!(
+                        "tensor `{name}` is Hadamard-folded in this model; LoRA on \
+                         folded matrices is not supported"
+                    ),
+                ));
+            }
             let (n_in, n_out) = lw.dims();
             let (want_in, want_out) = if lw.embedding {
                 (m.rows, m.cols)

@@ -371,11 +371,12 @@ impl Model {
             )
             .expect("embedding row is whole blocks");
         }
-        self.embed_lora(spans.iter().flat_map(|s| s.tokens.iter().copied()), x);
         // An inverse-folded table stores H·S·e: restore e = S·H·e'.
         if let Some(p) = self.fold.as_ref().and_then(|f| f.embedding_plan()) {
             p.apply(x).expect("embedding rows are n_embd wide");
         }
+        // The adapters' deltas are for the rows e of the unfolded table.
+        self.embed_lora(spans.iter().flat_map(|s| s.tokens.iter().copied()), x);
         n
     }
 

@@ -62,6 +62,28 @@ pub fn export(
             }
         }
     }
+    // A `prism.hadamard`-folded tensor stores rows of `H·S·P·w` (or the
+    // embedding's `H·S·e`): adding a delta made for `w` there is wrong.
+    let folded: Vec<&str> = [
+        crate::hadamard::KEY_WEIGHT_NAMES,
+        crate::hadamard::KEY_INVERSE_WEIGHT_NAMES,
+    ]
+    .into_iter()
+    .filter_map(|k| base.get(k).and_then(Value::as_array))
+    .flatten()
+    .filter_map(Value::as_str)
+    .collect();
+    for (a, _) in adapters {
+        if let Some(name) = a.weights.keys().find(|n| folded.contains(&n.as_str())) {
+            return Err(err(
+                &a.label,
+                format!(
+                    "tensor `{name}` is Hadamard-folded in the base model; merging LoRA into \
+                     folded tensors is not supported"
+                ),
+            ));
+        }
+    }
     // llama.cpp merges several adapters only when they name the same
     // tensors (export-lora.cpp `err_no_subset_adapter`).
     if let Some((first, _)) = adapters.first() {

@@ -20,13 +20,20 @@
 //! the matrix is its only reader (`fold_input`: attn_output, ssm_out with
 //! the head permutation, ffn_down, the output head); the embedding rows
 //! are un-folded in `begin_step`. Without a fold nothing changes.
+//!
+//! LoRA (lora.rs): every product goes through `matmul_lora`, as
+//! llama.cpp's qwen35 graph sends each of them through `build_lora_mm`
+//! (attn_q/k/v/output; attn_qkv, attn_gate, ssm_alpha, ssm_beta, ssm_out;
+//! ffn_gate/up/down; the output head); `ssm_conv1d` is a convolution, not
+//! adapted. `LoraAdapter::check` refuses pairs for folded matrices.
 
 use super::{fit, fold_input, Model, SharedInput, Span, Workspace};
 use crate::attention;
 use crate::config::HybridConfig;
 use crate::delta_net::{self, HeadIn};
+use crate::lora::ActiveLora;
 use crate::ops;
-use crate::weights::{DeltaNet, GatedAttention, Mixer};
+use crate::weights::{DeltaNet, GatedAttention, Matrix, Mixer};
 use rayon::prelude::*;
 
 /// qwen35's activation buffers beyond those of [`Workspace`].
@@ -57,13 +64,15 @@ pub(super) struct HybridWork {
     folded: Vec<f32>,
 }
 
-/// What every layer of a step reads: the tokens' spans and positions, and
-/// the RoPE table.
+/// What every layer of a step reads: the tokens' spans and positions, the
+/// RoPE table, and the LoRA adapters of the step (read once, as
+/// `forward_layers` does).
 struct StepCtx<'a> {
     n: usize,
     span_of: &'a [u32],
     pos: &'a [usize],
     rope: &'a [(f32, f32)],
+    lora: &'a [ActiveLora],
 }
 
 impl Model {
@@ -74,8 +83,7 @@ impl Model {
         let c = &self.config;
         let hc = c.hybrid.as_ref().expect("qwen35 has a hybrid config");
         let w = &self.weights;
-        let f = &self.file;
-        let be = &*self.backend;
+        let lora = self.lora.active();
         let n = self.begin_step(spans, ws);
         let d = c.n_embd;
         let Workspace {
@@ -109,6 +117,7 @@ impl Model {
             span_of,
             pos,
             rope,
+            lora: &lora,
         };
         let (mut kv_slot, mut rec_slot) = (0, 0);
         for l in &w.hybrid {
@@ -137,11 +146,11 @@ impl Model {
             let gate = fit(gate, n * c.n_ff);
             let up = fit(up, n * c.n_ff);
             let hin = SharedInput::new(h, &[&l.w_gate, &l.w_up], &mut hw.folded);
-            be.matmul(l.w_gate.view(f), hin.for_matrix(&l.w_gate), n, gate);
-            be.matmul(l.w_up.view(f), hin.for_matrix(&l.w_up), n, up);
+            self.matmul_lora(&lora, &l.w_gate, hin.for_matrix(&l.w_gate), n, gate);
+            self.matmul_lora(&lora, &l.w_up, hin.for_matrix(&l.w_up), n, up);
             ops::swiglu(gate, up);
             fold_input(&l.w_down, gate);
-            be.matmul(l.w_down.view(f), gate, n, proj);
+            self.matmul_lora(&lora, &l.w_down, gate, n, proj);
             ops::add_inplace(x, proj);
         }
         for sp in spans.iter_mut() {
@@ -166,7 +175,8 @@ impl Model {
         out: &mut [f32],
     ) {
         let c = &self.config;
-        let (f, be) = (&self.file, &*self.backend);
+        let mm =
+            |m: &Matrix, x: &[f32], out: &mut [f32]| self.matmul_lora(ctx.lora, m, x, ctx.n, out);
         let n = ctx.n;
         let (hd, qd, nr) = (c.head_dim, c.q_dim(), c.n_rot());
         let [q, k, v, att] = bufs;
@@ -177,9 +187,9 @@ impl Model {
         let qg = fit(&mut hw.qg, n * 2 * qd);
         let gate = fit(&mut hw.gate, n * qd);
         let hin = SharedInput::new(h, &[&a.wq, &a.wk, &a.wv], &mut hw.folded);
-        be.matmul(a.wq.view(f), hin.for_matrix(&a.wq), n, qg);
-        be.matmul(a.wk.view(f), hin.for_matrix(&a.wk), n, k);
-        be.matmul(a.wv.view(f), hin.for_matrix(&a.wv), n, v);
+        mm(&a.wq, hin.for_matrix(&a.wq), qg);
+        mm(&a.wk, hin.for_matrix(&a.wk), k);
+        mm(&a.wv, hin.for_matrix(&a.wv), v);
         // Per head: head_dim query values, then head_dim gate values.
         for ((qg, q), g) in qg
             .chunks(2 * hd)
@@ -208,7 +218,7 @@ impl Model {
             *o *= delta_net::sigmoid(g);
         }
         fold_input(&a.wo, att);
-        be.matmul(a.wo.view(f), att, n, out);
+        mm(&a.wo, att, out);
     }
 
     /// Gated DeltaNet of recurrent layer `slot` (qwen35.cpp
@@ -227,7 +237,8 @@ impl Model {
         out: &mut [f32],
     ) {
         let c = &self.config;
-        let (f, be) = (&self.file, &*self.backend);
+        let mm =
+            |m: &Matrix, x: &[f32], out: &mut [f32]| self.matmul_lora(ctx.lora, m, x, ctx.n, out);
         let n = ctx.n;
         let (ds, nk, nv) = (hc.d_state, hc.n_k_heads, hc.n_v_heads);
         let (kd, vd, cd) = (hc.key_dim(), hc.value_dim(), hc.conv_dim());
@@ -254,7 +265,7 @@ impl Model {
             .into_iter()
             .zip([&mut *qkv, &mut *z, &mut *alpha, &mut *beta])
         {
-            be.matmul(m.view(f), hin.for_matrix(m), n, y);
+            mm(m, hin.for_matrix(m), y);
         }
         // Per token and v head: g = softplus(alpha + dt_bias) * a (a < 0,
         // so exp(g) in (0, 1) is the decay) and beta = sigmoid(beta),
@@ -327,6 +338,6 @@ impl Model {
         }
         // A folded ssm_out also permutes the heads (gdn_v_grouped).
         fold_input(&dn.wout, core);
-        be.matmul(dn.wout.view(f), core, n, out);
+        mm(&dn.wout, core, out);
     }
 }

@@ -13,7 +13,7 @@ pub const ALPHA: f32 = 16.0;
 
 /// What an adapter covers and how strongly.
 pub struct Spec {
-    /// The layer matrices (attention and FFN) of every layer.
+    /// The layer matrices of every layer ([`LAYER_MATRICES`]).
     pub layers: bool,
     /// Also `token_embd.weight` (the flipped pair) and `output.weight`.
     pub embd_output: bool,
@@ -62,7 +62,11 @@ fn bytes(v: &[f32], ty: GgmlType) -> Vec<u8> {
     }
 }
 
-const LAYER_MATRICES: [&str; 7] = [
+/// The layer matrices an adapter with `layers` covers, where the base
+/// model has them: attention and FFN, and qwen35's Gated DeltaNet
+/// projections (the names no qwen2 / qwen3 model has, so their adapters
+/// are unchanged by them).
+const LAYER_MATRICES: [&str; 12] = [
     "attn_q",
     "attn_k",
     "attn_v",
@@ -70,6 +74,11 @@ const LAYER_MATRICES: [&str; 7] = [
     "ffn_gate",
     "ffn_up",
     "ffn_down",
+    "attn_qkv",
+    "attn_gate",
+    "ssm_alpha",
+    "ssm_beta",
+    "ssm_out",
 ];
 
 /// The adapter for `base` as GGUF bytes.
