@@ -38,18 +38,6 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         if a.shift.keep()?.is_some() {
             shohin_engine::context_shift::check_config(&cfg).map_err(label)?;
         }
-        if a.spec.on() && cfg.hybrid.is_some() {
-            eprintln!(
-                "shohin serve: {} is ignored: a hybrid ({}) model's recurrent state cannot \
-                 roll back past rejected drafts",
-                if a.spec.lookup {
-                    "--lookup"
-                } else {
-                    "--model-draft"
-                },
-                cfg.arch.name()
-            );
-        }
         cfg.max_ctx()
     };
     crate::spec::check_draft_file(&a.spec, &a.model.model)?;

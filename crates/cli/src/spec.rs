@@ -55,6 +55,7 @@ pub fn load_draft(
         ..target_args.clone()
     };
     let draft = load::load(&args)?;
+    refuse_hybrid(&draft.model.config, path)?;
     compatible(
         &target.tokenizer,
         &draft.tokenizer,
@@ -77,10 +78,17 @@ pub fn check_draft_file(a: &SpecArgs, target: &Path) -> Result<()> {
         shohin_engine::vocab::load_tokenizer(&f)
             .map_err(|e| anyhow::Error::new(e).context(p.display().to_string()))
     };
-    compatible(&tokenizer(target)?, &tokenizer(path)?, path, target)?;
     let f = load::open_gguf(path)?;
     let cfg = ModelConfig::from_gguf(&f)
         .map_err(|e| anyhow::Error::new(e).context(path.display().to_string()))?;
+    refuse_hybrid(&cfg, path)?;
+    compatible(&tokenizer(target)?, &tokenizer(path)?, path, target)?;
+    Ok(())
+}
+
+/// A hybrid draft model cannot follow the target's rolled-back tokens with
+/// its own recurrent state.
+fn refuse_hybrid(cfg: &ModelConfig, path: &Path) -> Result<()> {
     if cfg.hybrid.is_some() {
         anyhow::bail!(
             "the draft model {} is a hybrid ({}) model, whose recurrent state cannot roll \
@@ -126,7 +134,7 @@ pub fn speculator<'d>(
         n_max: a.draft_max,
         n_min: a.draft_min,
     };
-    Ok(Some(Speculator::new(&target.model, drafter, cfg)?))
+    Ok(Some(Speculator::new(drafter, cfg)))
 }
 
 /// `run --json`'s `draft` object.

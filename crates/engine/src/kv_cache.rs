@@ -257,6 +257,44 @@ impl KvCache {
         }
     }
 
+    /// Before evaluating a span of drafts to verify: a hybrid model's
+    /// recurrent state is checkpointed and the span runs token by token
+    /// (recurrent.rs); no-op for attention-only caches, whose rows past a
+    /// position are simply truncated.
+    pub(crate) fn begin_verify(&mut self) {
+        let len = self.len;
+        if let Some(r) = &mut self.rec {
+            r.begin_verify(len);
+        }
+    }
+
+    /// After the verified span ran.
+    pub(crate) fn end_verify(&mut self) {
+        if let Some(r) = &mut self.rec {
+            r.token_by_token = false;
+        }
+    }
+
+    /// Keep the first `len` positions after a verified span. Attention-only
+    /// caches just truncate and return `len`; a recurrent state goes back
+    /// to its checkpoint and the position returned is the checkpoint's: the
+    /// caller evaluates the kept tokens after it again (with
+    /// [`Self::begin_verify`]'s token-by-token form).
+    pub(crate) fn rollback_verified(&mut self, len: usize) -> usize {
+        let len = self.len.min(len);
+        if len == self.len {
+            return len;
+        }
+        self.len = match &mut self.rec {
+            Some(r) => match r.rollback() {
+                Some(p) if p <= len => p,
+                _ => r.rewind(len),
+            },
+            None => len,
+        };
+        self.len
+    }
+
     /// Hybrid models: remember the recurrent state at the current length,
     /// so that [`Self::truncate`] can come back to it (no-op otherwise).
     pub fn save_snapshot(&mut self) {

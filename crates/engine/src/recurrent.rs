@@ -8,6 +8,14 @@
 //! the end of the last prompt (or to the empty state), and the caller
 //! re-evaluates the tokens in between (`Session` does it lazily).
 //!
+//! Speculative decoding verifies drafts as one span and may have to drop
+//! some of them again: [`RecurrentCache::begin_verify`] keeps the state
+//! from before the span as a checkpoint and has the span run the recurrence
+//! token by token (as decoding does, so that every row and the state equal
+//! those of evaluating the tokens one at a time); after a rejection the
+//! caller restores the checkpoint ([`RecurrentCache::rollback`]) and
+//! evaluates the kept tokens again, token by token.
+//!
 //! Layout of one layer's floats (llama.cpp keeps the same two tensors per
 //! layer, `r` and `s`, in llama-memory-recurrent.cpp):
 //! `conv[d_conv - 1][conv_dim]` (oldest input first), then
@@ -52,6 +60,11 @@ pub struct RecurrentCache {
     /// prompt): where a later conversation turn that shares the prompt, but
     /// not what was generated after it, can resume.
     snapshot: Option<(usize, RecurrentState)>,
+    /// The state before a verified span, while one may be rolled back.
+    checkpoint: Option<(usize, RecurrentState)>,
+    /// Spans run the delta rule token by token (decode's form) instead of
+    /// in chunks: set for speculative verification.
+    pub(crate) token_by_token: bool,
 }
 
 impl RecurrentCache {
@@ -59,7 +72,30 @@ impl RecurrentCache {
         Self {
             state: RecurrentState::new(n_layers, per_layer),
             snapshot: None,
+            checkpoint: None,
+            token_by_token: false,
         }
+    }
+
+    /// Before a verified span at position `pos`: keep the live state as the
+    /// checkpoint (reusing its memory) and run spans token by token.
+    pub(crate) fn begin_verify(&mut self, pos: usize) {
+        match &mut self.checkpoint {
+            Some((p, s)) => {
+                *p = pos;
+                s.data.copy_from_slice(&self.state.data);
+            }
+            None => self.checkpoint = Some((pos, self.state.clone())),
+        }
+        self.token_by_token = true;
+    }
+
+    /// Back to the state of the last [`Self::begin_verify`]; returns its
+    /// position (`None`: no checkpoint).
+    pub(crate) fn rollback(&mut self) -> Option<usize> {
+        let (p, s) = self.checkpoint.as_ref()?;
+        self.state.data.copy_from_slice(&s.data);
+        Some(*p)
     }
 
     /// Remember the live state as the state at position `pos`.
@@ -120,6 +156,8 @@ impl RecurrentCache {
 
     /// Bytes held (live state and snapshot).
     pub fn bytes(&self) -> usize {
-        self.state.bytes() + self.snapshot.as_ref().map_or(0, |(_, s)| s.bytes())
+        self.state.bytes()
+            + self.snapshot.as_ref().map_or(0, |(_, s)| s.bytes())
+            + self.checkpoint.as_ref().map_or(0, |(_, s)| s.bytes())
     }
 }

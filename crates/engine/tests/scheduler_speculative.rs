@@ -6,6 +6,9 @@
 //! accepted, and a model drafting for itself has every draft accepted.
 
 mod common;
+#[path = "qwen35/gen.rs"]
+#[allow(dead_code)] // only `build`, `prompt` and `MODELS` are used here
+mod gen;
 use common::*;
 use shohin_engine::context_shift::Keep;
 use shohin_engine::generate::{FinishReason, GenParams, TokenLogprob};
@@ -225,4 +228,39 @@ fn a_draft_model_in_the_engine_changes_no_output() {
     let counts = compare(&m, &tok, small, draft_model(&tiny), &reqs);
     eprintln!("tiny-draft counts (small batch, context shift): {counts:?}");
     assert!(counts.iter().all(|d| d.drafted > 0));
+}
+
+/// A hybrid (qwen35) model in the engine: its verified spans run token by
+/// token from a checkpoint of the recurrent state, and a rejection goes
+/// back to it and evaluates the kept tokens again (Slot::truncate_verified).
+/// A qwen3 draft (the tiny Q1_0 model, same vocabulary) for the synthetic
+/// Q1_0 and Q2_0 qwen35 models: outputs equal plain decoding's, greedy and
+/// seeded sampling, three requests on two slots.
+#[test]
+fn a_hybrid_model_speculates_in_the_engine() {
+    let tiny = Arc::new(load(&fixture("tiny-q1_0.gguf"), 2));
+    for &(name, ty, tied) in &gen::MODELS[2..] {
+        let f = shohin_gguf::GgufFile::from_bytes(gen::build(ty, tied)).unwrap();
+        let tok = Arc::new(shohin_engine::vocab::load_tokenizer(&f).unwrap());
+        let cpu = shohin_engine::backend::cpu::CpuBackend::new(2).unwrap();
+        let m = Arc::new(Model::load(f, Box::new(cpu)).unwrap());
+        let mut greedy = params(0.0, 0, 24);
+        greedy.ignore_eos = true;
+        let mut sampled = params(0.9, 5, 24);
+        sampled.ignore_eos = true;
+        let reqs = vec![
+            (gen::prompt(1, 20), greedy.clone()),
+            (gen::prompt(2, 9), sampled),
+            (gen::prompt(1, 20), greedy),
+        ];
+        let counts = compare(
+            &m,
+            &tok,
+            EngineConfig::new(2, 256),
+            draft_model(&tiny),
+            &reqs,
+        );
+        eprintln!("{name}: draft counts {counts:?}");
+        assert!(counts.iter().all(|d| d.drafted > 0), "{name}");
+    }
 }

@@ -286,6 +286,8 @@ impl Model {
         for sp in spans.iter_mut() {
             let ns = sp.tokens.len();
             let rec = sp.cache.rec.as_mut().expect("a hybrid model's cache");
+            // Speculative verification: decode's form, token by token.
+            let by_token = rec.token_by_token;
             let (conv, states) = rec.state.layer_mut(slot).split_at_mut(hist);
             // Causal conv over this sequence's tokens, then SiLU.
             let x = &mut qkv[t0 * cd..(t0 + ns) * cd];
@@ -315,7 +317,7 @@ impl Model {
                         beta: &beta_t[hv * n + t0..][..ns],
                     };
                     let o = &mut o[t0 * ds..(t0 + ns) * ds];
-                    if ns == 1 {
+                    if ns == 1 || by_token {
                         delta_net::recurrence(&hin, s, o);
                     } else {
                         delta_net::chunked(&hin, s, o);

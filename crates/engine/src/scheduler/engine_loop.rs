@@ -407,9 +407,11 @@ impl State<'_> {
                 let job = s.job.as_mut().expect("planned slots run a job");
                 let done = job.pending.is_empty();
                 let (want_logits, hidden) = match &mut job.kind {
-                    // A verified span: every token's logits (speculate.rs).
+                    // A verified span: every token's logits (speculate.rs);
+                    // a recurrent state is checkpointed before it.
                     JobKind::Generate { .. } if !job.spec.draft.is_empty() => {
                         job.spec.hidden.clear();
+                        s.cache.begin_verify();
                         (false, Some(&mut job.spec.hidden))
                     }
                     JobKind::Generate { .. } => (done, None),
@@ -426,7 +428,11 @@ impl State<'_> {
                     hidden,
                 });
             }
-            self.model.forward_batch(&mut spans)
+            let r = self.model.forward_batch(&mut spans);
+            for sp in spans.iter_mut() {
+                sp.cache.end_verify();
+            }
+            r
         });
         if let Err(e) = result {
             for (i, _) in &plan {

@@ -62,8 +62,8 @@ pub struct EngineConfig {
     /// `length`. Prompts must still fit a slot.
     pub context_shift: Option<crate::context_shift::Keep>,
     /// Speculative decoding per slot (`--lookup` or `-md`; off by
-    /// default). The output is the same as without it; a hybrid model
-    /// never speculates.
+    /// default). The output is the same as without it (a hybrid model's
+    /// recurrent state is checkpointed for it: speculate.rs).
     pub speculation: Option<Speculation>,
 }
 

@@ -7,8 +7,11 @@
 //! logits do not depend on the batch, and the Generator sees the same
 //! logits and history, in the same order, as without speculation).
 //!
-//! Rejected drafts are rolled back with a truncation, so a hybrid model
-//! (whose recurrent state cannot roll back) never speculates. A span never
+//! Rejected drafts are rolled back with a truncation; a hybrid model's
+//! recurrent state, which cannot drop tokens, is checkpointed before the
+//! span, which runs its delta rule token by token, and after a rejection
+//! goes back to the checkpoint and evaluates the kept tokens again
+//! (`Slot::truncate_verified`, recurrent.rs). A span never
 //! reaches the position where a context shift would happen: every decision
 //! in it sees a context with room, as plain decoding would.
 //!
@@ -94,10 +97,9 @@ impl Default for SpecState {
 }
 
 impl State<'_> {
-    /// Whether requests speculate: asked for, and a model whose state can
-    /// roll back past rejected drafts.
+    /// Whether requests speculate.
     pub(super) fn speculates(&self) -> bool {
-        self.cfg.speculation.is_some() && self.model.config.hybrid.is_none()
+        self.cfg.speculation.is_some()
     }
 
     /// The span of generating slot `i` whose next token is `id`: `id` and
@@ -229,7 +231,12 @@ impl State<'_> {
         let gid = job.group;
         // Cache rows and tokens agree again: the rejected drafts go (and a
         // finished draft, which plain decoding never evaluates).
-        s.truncate(len0 + keep);
+        if let Err(e) = s.truncate_verified(self.model, len0 + keep) {
+            // Only a failing re-evaluation of a hybrid state: the request
+            // cannot go on.
+            decided.truncate(1);
+            decided[0] = Err(e.to_string());
+        }
         metrics::counter!("shohin_draft_tokens_total").increment(k as u64);
         metrics::counter!("shohin_draft_accepted_total").increment(accepted as u64);
         // Counted before the tokens go out: the last may end the request.

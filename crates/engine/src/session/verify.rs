@@ -1,6 +1,13 @@
 //! Evaluating several tokens at once with the logits after every one of
 //! them, and rolling back past the ones that turn out not to belong: the
 //! target's half of speculative decoding (crate::speculative).
+//!
+//! A hybrid (qwen35) model's recurrent state cannot drop tokens: the span
+//! runs its delta rule token by token, as decoding does (so its rows are
+//! those of one-at-a-time evaluation, bit for bit), from a checkpoint of
+//! the state; a rejection restores the checkpoint and evaluates the kept
+//! tokens again the same way (recurrent.rs). Attention-only caches just
+//! drop the rejected rows.
 
 use super::Session;
 use crate::error::{EngineError, Result};
@@ -16,14 +23,6 @@ impl Session<'_> {
     /// generation; the caller counts the tokens it keeps
     /// ([`Session::truncate_verified`]).
     pub fn eval_verify(&mut self, ids: &[u32], logits: &mut Vec<f32>) -> Result<()> {
-        if self.cache.rec.is_some() {
-            // A recurrent state cannot drop the rejected tokens again.
-            return Err(EngineError::Speculative(
-                "it needs a cache that can roll back; hybrid (qwen35) \
-                 models keep a recurrent state that cannot"
-                    .into(),
-            ));
-        }
         if self.cache.len() != self.tokens.len() {
             return Err(EngineError::Speculative(
                 "verification on a cache that lags its tokens".into(),
@@ -33,12 +32,15 @@ impl Session<'_> {
         let nv = self.model.n_vocab();
         let d = self.model.config.n_embd;
         let mut hidden = Vec::with_capacity(ids.len() * d);
-        self.model.forward_batch(&mut [Span {
+        self.cache.begin_verify();
+        let r = self.model.forward_batch(&mut [Span {
             cache: &mut self.cache,
             tokens: ids,
             logits: None,
             hidden: Some(&mut hidden),
-        }])?;
+        }]);
+        self.cache.end_verify();
+        r?;
         logits.resize(ids.len() * nv, 0.0);
         self.model.output_logits(&mut hidden, ids.len(), logits);
         self.tokens.extend_from_slice(ids);
@@ -51,17 +53,32 @@ impl Session<'_> {
     /// After [`Session::eval_verify`]: keep the first `keep` of the `n`
     /// tokens it evaluated (the rest were rejected drafts), with `logits`
     /// its rows; the session's logits become those after the last kept
-    /// token. `keep` must be at least 1.
-    pub fn truncate_verified(&mut self, n: usize, keep: usize, logits: &[f32]) {
+    /// token. `keep` must be at least 1. A hybrid model evaluates the kept
+    /// tokens again from its checkpoint (an error only if that fails).
+    pub fn truncate_verified(&mut self, n: usize, keep: usize, logits: &[f32]) -> Result<()> {
         assert!(keep >= 1 && keep <= n && n <= self.tokens.len());
         let nv = self.model.n_vocab();
         let len = self.tokens.len() - n + keep;
         self.tokens.truncate(len);
         // An attention-only cache keeps exactly `len` positions: the rows
         // past it are overwritten by the next evaluation.
-        self.cache.truncate(len);
+        let at = self.cache.rollback_verified(len);
+        if at < len {
+            let t = Instant::now();
+            self.cache.begin_verify();
+            let r = self.model.forward_batch(&mut [Span {
+                cache: &mut self.cache,
+                tokens: &self.tokens[at..len],
+                logits: None,
+                hidden: None,
+            }]);
+            self.cache.end_verify();
+            self.timings.gen += t.elapsed();
+            r?;
+        }
         self.logits
             .copy_from_slice(&logits[(keep - 1) * nv..keep * nv]);
         self.timings.n_gen += keep;
+        Ok(())
     }
 }

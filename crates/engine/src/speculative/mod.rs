@@ -156,12 +156,11 @@ impl std::fmt::Debug for Speculator<'_> {
 }
 
 impl<'d> Speculator<'d> {
-    /// Speculation for `target`; an error for a model whose state cannot
-    /// roll back past rejected drafts (hybrid qwen35: its recurrent state
-    /// is only known at the positions it was computed for).
-    pub fn new(target: &Model, drafter: Box<dyn Drafter + 'd>, cfg: SpecConfig) -> Result<Self> {
-        refuse_hybrid(target, "the target")?;
-        Ok(Self {
+    /// Speculation with `drafter`. A hybrid (qwen35) target verifies drafts
+    /// token by token from a checkpoint of its recurrent state and, after
+    /// a rejection, evaluates the kept tokens again (session/verify.rs).
+    pub fn new(drafter: Box<dyn Drafter + 'd>, cfg: SpecConfig) -> Self {
+        Self {
             drafter,
             cfg,
             ready: VecDeque::new(),
@@ -171,7 +170,7 @@ impl<'d> Speculator<'d> {
             logits: Vec::new(),
             cap: cfg.n_max,
             stats: DraftStats::default(),
-        })
+        }
     }
 
     /// The next token: one decided by the last verification, or else a
@@ -268,7 +267,7 @@ impl<'d> Speculator<'d> {
             keep += 1;
         }
         self.stats.sampling += t.elapsed();
-        s.truncate_verified(self.batch.len(), keep, &self.logits);
+        s.truncate_verified(self.batch.len(), keep, &self.logits)?;
         self.cap = if accepted == k {
             (self.cap * 2).min(self.cfg.n_max)
         } else {
