@@ -302,6 +302,20 @@ impl KvCache {
             r.save(self.len);
         }
     }
+
+    /// [`Self::save_snapshot`], keeping `logits` (those after the current
+    /// length) with it: a later sequence equal to this one up to here can
+    /// go on from the snapshot without evaluating its last token again.
+    pub(crate) fn save_snapshot_with_logits(&mut self, logits: &[f32]) {
+        if let Some(r) = &mut self.rec {
+            r.save_with_logits(self.len, logits);
+        }
+    }
+
+    /// The logits kept with a snapshot at exactly `pos` (hybrid models).
+    pub(crate) fn snapshot_logits(&self, pos: usize) -> Option<&[f32]> {
+        self.rec.as_ref()?.snapshot_logits(pos)
+    }
     pub(crate) fn set_len(&mut self, len: usize) {
         debug_assert!(len <= self.n_ctx);
         self.len = len;

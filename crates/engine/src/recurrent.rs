@@ -60,6 +60,10 @@ pub struct RecurrentCache {
     /// prompt): where a later conversation turn that shares the prompt, but
     /// not what was generated after it, can resume.
     snapshot: Option<(usize, RecurrentState)>,
+    /// The logits after the snapshot's position, when the caller kept
+    /// them (the server: a request with the very same prompt resumes there
+    /// without evaluating anything); empty otherwise.
+    snapshot_logits: Vec<f32>,
     /// The state before a verified span, while one may be rolled back.
     checkpoint: Option<(usize, RecurrentState)>,
     /// Spans run the delta rule token by token (decode's form) instead of
@@ -72,6 +76,7 @@ impl RecurrentCache {
         Self {
             state: RecurrentState::new(n_layers, per_layer),
             snapshot: None,
+            snapshot_logits: Vec::new(),
             checkpoint: None,
             token_by_token: false,
         }
@@ -98,8 +103,22 @@ impl RecurrentCache {
         Some(*p)
     }
 
+    /// Remember the live state as the state at position `pos`, and the
+    /// logits after it (empty: not kept).
+    pub(crate) fn save_with_logits(&mut self, pos: usize, logits: &[f32]) {
+        self.save(pos);
+        self.snapshot_logits.extend_from_slice(logits);
+    }
+
+    /// The logits kept with a snapshot at exactly `pos`.
+    pub(crate) fn snapshot_logits(&self, pos: usize) -> Option<&[f32]> {
+        (self.snapshot_at() == Some(pos) && !self.snapshot_logits.is_empty())
+            .then_some(&self.snapshot_logits[..])
+    }
+
     /// Remember the live state as the state at position `pos`.
     pub(crate) fn save(&mut self, pos: usize) {
+        self.snapshot_logits.clear();
         match &mut self.snapshot {
             Some((p, s)) => {
                 *p = pos;
@@ -121,6 +140,7 @@ impl RecurrentCache {
             }
             _ => {
                 self.snapshot = None;
+                self.snapshot_logits.clear();
                 self.state.clear();
                 0
             }
@@ -132,6 +152,7 @@ impl RecurrentCache {
     /// the position the copied state is at.
     pub(crate) fn copy_from(&mut self, src: &RecurrentCache, src_len: usize, n: usize) -> usize {
         self.snapshot = None;
+        self.snapshot_logits.clear();
         if n == src_len {
             self.state.data.copy_from_slice(&src.state.data);
             return n;
@@ -159,5 +180,6 @@ impl RecurrentCache {
         self.state.bytes()
             + self.snapshot.as_ref().map_or(0, |(_, s)| s.bytes())
             + self.checkpoint.as_ref().map_or(0, |(_, s)| s.bytes())
+            + self.snapshot_logits.len() * 4
     }
 }

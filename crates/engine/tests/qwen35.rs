@@ -252,8 +252,9 @@ fn truncate_rewinds_the_recurrent_state() {
 
 /// The continuous-batching engine on a hybrid model: requests batched
 /// together give what each gives alone (a short prompt runs as one span,
-/// so its DeltaNet chunks are the same), and a prompt that extends an
-/// earlier one resumes from the snapshot taken at that prompt's end.
+/// so its DeltaNet chunks are the same), a prompt that extends an earlier
+/// one resumes from the snapshot taken at that prompt's end, and the same
+/// prompt again resumes there with the logits kept beside the snapshot.
 #[test]
 fn scheduler_batches_and_reuses_on_qwen35() {
     use shohin_engine::generate::{GenParams, Generator};
@@ -324,6 +325,14 @@ fn scheduler_batches_and_reuses_on_qwen35() {
     let (ids, cached) = collect(submit(&longer, params(0.0, 0)));
     assert_eq!(cached, first.len(), "resumed at the first prompt's end");
     assert_eq!(ids, alone(&longer, params(0.0, 0)));
+    // The very same prompt again: resumed at its end with the logits kept
+    // there, nothing evaluated; greedy and seeded sampling as alone.
+    let (again, cached) = collect(submit(&longer, params(0.0, 0)));
+    assert_eq!(cached, longer.len(), "the whole prompt reused");
+    assert_eq!(again, ids);
+    let (sampled, cached) = collect(submit(&longer, params(0.9, 5)));
+    assert_eq!(cached, longer.len());
+    assert_eq!(sampled, alone(&longer, params(0.9, 5)));
 }
 
 /// The error `Model::load` gives for the F16 model after `edit` changed

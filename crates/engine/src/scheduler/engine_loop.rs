@@ -222,24 +222,41 @@ impl State<'_> {
                 0
             }
         };
-        let &slot = free
-            .iter()
-            .max_by_key(|&&i| {
-                let s = &self.slots[i];
-                (reuse_of(s), std::cmp::Reverse(s.last_used))
-            })
-            .expect("at least one free slot");
-        let mut cached = reuse_of(&self.slots[slot]);
-        // A busy slot (or another free one) may hold more of the prompt.
-        let donor = (0..self.slots.len())
-            .filter(|&i| i != slot)
-            .map(|i| (reuse_of(&self.slots[i]), i))
-            .max();
-        if let Some((n, d)) = donor.filter(|&(n, _)| n > cached) {
-            let (a, b) = pair(&mut self.slots, slot, d);
-            a.copy_prefix(b, n);
-            cached = n;
-        }
+        // A hybrid slot whose prompt snapshot is this very prompt, kept with
+        // the logits after it, resumes there with nothing to evaluate (its
+        // state cannot go back one token to re-evaluate the last one).
+        let whole = |s: &Slot| {
+            matches!(req.task, Task::Generate { .. })
+                && same_lora(&s.lora, &lora)
+                && s.tokens.get(..prompt.len()) == Some(&prompt[..])
+                && s.cache.snapshot_logits(prompt.len()).is_some()
+        };
+        let whole_slot = free.iter().copied().find(|&i| whole(&self.slots[i]));
+        let (slot, cached) = match whole_slot {
+            Some(i) => (i, prompt.len()),
+            None => {
+                let &slot = free
+                    .iter()
+                    .max_by_key(|&&i| {
+                        let s = &self.slots[i];
+                        (reuse_of(s), std::cmp::Reverse(s.last_used))
+                    })
+                    .expect("at least one free slot");
+                let mut cached = reuse_of(&self.slots[slot]);
+                // A busy slot (or another free one) may hold more of the
+                // prompt.
+                let donor = (0..self.slots.len())
+                    .filter(|&i| i != slot)
+                    .map(|i| (reuse_of(&self.slots[i]), i))
+                    .max();
+                if let Some((n, d)) = donor.filter(|&(n, _)| n > cached) {
+                    let (a, b) = pair(&mut self.slots, slot, d);
+                    a.copy_prefix(b, n);
+                    cached = n;
+                }
+                (slot, cached)
+            }
+        };
         let tick = self.tick();
         let s = &mut self.slots[slot];
         s.truncate(cached);
@@ -263,12 +280,16 @@ impl State<'_> {
                 n: 0,
             },
         };
+        let logits = match whole_slot {
+            Some(_) => s.cache.snapshot_logits(cached).map(<[f32]>::to_vec),
+            None => None,
+        };
         s.job = Some(Job {
             group,
             index: 0,
             pending: prompt[cached..].to_vec(),
             kind,
-            logits: Vec::new(),
+            logits: logits.unwrap_or_default(),
             admitted: tick,
             n_keep,
             last_run: tick,
@@ -302,6 +323,11 @@ impl State<'_> {
             },
         );
         metrics::counter!("shohin_prompt_tokens_cached_total").increment(cached as u64);
+        if whole_slot.is_some() {
+            // The prompt is done already: fork the choices and sample now.
+            let ready = self.after(slot);
+            self.sample(&ready);
+        }
     }
 
     /// The adapter set of the next step: the set of the runnable job that

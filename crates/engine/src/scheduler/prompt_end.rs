@@ -53,10 +53,13 @@ impl State<'_> {
                 if !done {
                     return Vec::new();
                 }
-                // A hybrid model's later request (the next chat turn) can
+                // A hybrid model's later request (the next chat turn, or
+                // the same prompt again, with the logits kept here) can
                 // resume its recurrent state at the prompt's end.
                 if prompt_end {
-                    self.slots[i].cache.save_snapshot();
+                    let s = &mut self.slots[i];
+                    let logits = s.job.as_ref().map_or(&[][..], |j| &j.logits[..]);
+                    s.cache.save_snapshot_with_logits(logits);
                 }
                 // The prompt is done: fork the other choices first.
                 let reserved = self
