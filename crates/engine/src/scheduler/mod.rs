@@ -25,6 +25,7 @@
 //!   set. A slot's rows are reused only by a request with the same set:
 //!   rows computed under other adapters are different rows.
 
+mod admit;
 mod engine_loop;
 mod prompt_end;
 mod slot;
