@@ -13,7 +13,6 @@ mod gen;
 use common::*;
 use shohin_engine::lora::{ActiveLora, LoraAdapter};
 use shohin_engine::model::Model;
-use shohin_engine::session::Session;
 use shohin_gguf::{GgmlType, GgufFile};
 use std::sync::Arc;
 
@@ -67,22 +66,6 @@ fn with_adapter(m: &Model, bytes: Vec<u8>, scale: f32) {
         scale,
     }])
     .unwrap();
-}
-
-/// The logits after `prompt`.
-fn prompt_logits(m: &Model, prompt: &[u32]) -> Vec<f32> {
-    let mut s = Session::new(m, prompt.len() + 1);
-    s.prompt(prompt).unwrap();
-    s.logits().to_vec()
-}
-
-/// Max |dlogit| over golden `g`'s top 20 after the prompt.
-fn drift(logits: &[f32], g: &serde_json::Value) -> f64 {
-    let (ids, top) = step(g, 0);
-    ids.iter()
-        .zip(&top)
-        .map(|(&i, &l)| (f64::from(logits[i as usize]) - l).abs())
-        .fold(0.0, f64::max)
 }
 
 /// Writes the adapters and the cases for gen_lora_goldens.sh.

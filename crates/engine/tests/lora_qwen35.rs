@@ -19,11 +19,10 @@ mod gen;
 #[allow(dead_code)]
 mod qgen;
 
-use common::{check_golden, step};
+use common::{check_golden, drift, prompt_logits};
 use shohin_engine::backend::cpu::CpuBackend;
 use shohin_engine::lora::{ActiveLora, LoraAdapter};
 use shohin_engine::model::Model;
-use shohin_engine::session::Session;
 use shohin_gguf::{GgmlType, GgufFile, GgufWriter, Value, ValueType};
 use std::sync::Arc;
 
@@ -86,22 +85,6 @@ fn tmp_dir() -> std::path::PathBuf {
     let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp/lora_qwen35");
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// The logits after `prompt`.
-fn prompt_logits(m: &Model, prompt: &[u32]) -> Vec<f32> {
-    let mut s = Session::new(m, prompt.len() + 1);
-    s.prompt(prompt).unwrap();
-    s.logits().to_vec()
-}
-
-/// Max |dlogit| over golden `g`'s top 20 after the prompt.
-fn drift(logits: &[f32], g: &serde_json::Value) -> f64 {
-    let (ids, top) = step(g, 0);
-    ids.iter()
-        .zip(&top)
-        .map(|(&i, &l)| (f64::from(logits[i as usize]) - l).abs())
-        .fold(0.0, f64::max)
 }
 
 /// Writes the models, adapters and cases for gen_lora_qwen35_goldens.sh.
@@ -267,22 +250,9 @@ fn fold_row(row: &mut [f32], s: &[i32]) {
         .zip(s)
         .map(|(&v, &s)| f64::from(v) * f64::from(s))
         .collect();
-    let norm = 1.0 / (BLOCK as f64).sqrt();
-    for b in r.chunks_mut(BLOCK) {
-        let mut len = 1;
-        while len < BLOCK {
-            for i in (0..BLOCK).step_by(2 * len) {
-                for j in i..i + len {
-                    let (a, c) = (b[j], b[j + len]);
-                    b[j] = a + c;
-                    b[j + len] = a - c;
-                }
-            }
-            len *= 2;
-        }
-    }
+    common::fwht_f64(&mut r, BLOCK);
     for (o, v) in row.iter_mut().zip(&r) {
-        *o = (*v * norm) as f32;
+        *o = *v as f32;
     }
 }
 

@@ -74,26 +74,6 @@ fn write(meta: Vec<(String, Value)>, tensors: Tensors) -> Vec<u8> {
     bytes
 }
 
-/// In place, each block of `BLOCK` values: the normalized Sylvester
-/// Walsh–Hadamard transform, in f64.
-fn fwht64(x: &mut [f64]) {
-    let norm = 1.0 / (BLOCK as f64).sqrt();
-    for b in x.chunks_mut(BLOCK) {
-        let mut len = 1;
-        while len < BLOCK {
-            for i in (0..BLOCK).step_by(2 * len) {
-                for j in i..i + len {
-                    let (a, c) = (b[j], b[j + len]);
-                    b[j] = a + c;
-                    b[j + len] = a - c;
-                }
-            }
-            len *= 2;
-        }
-        b.iter_mut().for_each(|v| *v *= norm);
-    }
-}
-
 /// `x` from the runtime's tiled V-head order to the grouped order
 /// (bonsai2-formats.md): `x_g[i + hd·(r + rep·k)] = x[i + hd·(k + n_k·r)]`.
 fn tiled_to_grouped(x: &[f64], g: GdnHeads) -> Vec<f64> {
@@ -248,7 +228,7 @@ fn twin(src: &GgufFile, fold: Option<&Fold>, ty: GgmlType) -> Vec<u8> {
                 for (v, &s) in r.iter_mut().zip(s) {
                     *v *= f64::from(s);
                 }
-                fwht64(&mut r);
+                common::fwht_f64(&mut r, BLOCK);
                 for (o, v) in row.iter_mut().zip(&r) {
                     *o = *v as f32;
                 }

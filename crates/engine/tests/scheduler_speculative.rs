@@ -149,6 +149,25 @@ fn requests(tok: &Tokenizer) -> Vec<(Vec<u32>, GenParams)> {
     ]
 }
 
+/// Two slots of 96 positions, steps of 6 tokens (too few for every
+/// draft), context shift on; two long generations of the repeating text
+/// (greedy and sampled) that fill their slots and shift while drafting (no
+/// span may cross a shift).
+fn small_batch_with_shifts(tok: &Tokenizer) -> (EngineConfig, Vec<(Vec<u32>, GenParams)>) {
+    let mut small = EngineConfig::new(2, 96);
+    small.n_batch = 6;
+    small.context_shift = Some(Keep::Tokens(4));
+    let mut long = params(0.0, 0, 120);
+    long.ignore_eos = true;
+    let mut sampled = params(0.7, 9, 120);
+    sampled.ignore_eos = true;
+    let reqs = vec![
+        (tok.encode(REPEAT, true, true), long),
+        (tok.encode(REPEAT, true, true), sampled),
+    ];
+    (small, reqs)
+}
+
 #[test]
 fn lookup_in_the_engine_changes_no_output_and_accepts_drafts() {
     let path = real_model();
@@ -167,17 +186,7 @@ fn lookup_in_the_engine_changes_no_output_and_accepts_drafts() {
 
     // A batch too small for every draft, and slots that fill up and shift
     // while drafting (no span may cross the shift).
-    let mut small = EngineConfig::new(2, 96);
-    small.n_batch = 6;
-    small.context_shift = Some(Keep::Tokens(4));
-    let mut long = params(0.0, 0, 120);
-    long.ignore_eos = true;
-    let mut sampled = params(0.7, 9, 120);
-    sampled.ignore_eos = true;
-    let reqs = vec![
-        (tok.encode(REPEAT, true, true), long),
-        (tok.encode(REPEAT, true, true), sampled),
-    ];
+    let (small, reqs) = small_batch_with_shifts(&tok);
     let counts = compare(&m, &tok, small, lookup(), &reqs);
     eprintln!("draft counts (small batch, context shift): {counts:?}");
     assert!(counts[0].accepted > 0);
@@ -214,17 +223,7 @@ fn a_draft_model_in_the_engine_changes_no_output() {
     // mostly rejected and rolled back, in a small batch and across a
     // context shift.
     let tiny = Arc::new(load(&fixture("tiny-q2_0.gguf"), 2));
-    let mut small = EngineConfig::new(2, 96);
-    small.n_batch = 6;
-    small.context_shift = Some(Keep::Tokens(4));
-    let mut long = params(0.0, 0, 120);
-    long.ignore_eos = true;
-    let mut sampled = params(0.7, 9, 120);
-    sampled.ignore_eos = true;
-    let reqs = vec![
-        (tok.encode(REPEAT, true, true), long),
-        (tok.encode(REPEAT, true, true), sampled),
-    ];
+    let (small, reqs) = small_batch_with_shifts(&tok);
     let counts = compare(&m, &tok, small, draft_model(&tiny), &reqs);
     eprintln!("tiny-draft counts (small batch, context shift): {counts:?}");
     assert!(counts.iter().all(|d| d.drafted > 0));

@@ -145,3 +145,40 @@ pub fn check_golden(
     );
     (free, forced, worst)
 }
+
+/// In place, each block of `block` values: the normalized Sylvester
+/// Walsh–Hadamard transform, in f64 (the reference the `prism.hadamard`
+/// fold tests build folded weights with).
+pub fn fwht_f64(x: &mut [f64], block: usize) {
+    let norm = 1.0 / (block as f64).sqrt();
+    for b in x.chunks_mut(block) {
+        let mut len = 1;
+        while len < block {
+            for i in (0..block).step_by(2 * len) {
+                for j in i..i + len {
+                    let (a, c) = (b[j], b[j + len]);
+                    b[j] = a + c;
+                    b[j + len] = a - c;
+                }
+            }
+            len *= 2;
+        }
+        b.iter_mut().for_each(|v| *v *= norm);
+    }
+}
+
+/// The logits after `prompt`, from a fresh session.
+pub fn prompt_logits(m: &Model, prompt: &[u32]) -> Vec<f32> {
+    let mut s = shohin_engine::session::Session::new(m, prompt.len() + 1);
+    s.prompt(prompt).unwrap();
+    s.logits().to_vec()
+}
+
+/// Max |dlogit| over golden case `g`'s top 20 after the prompt (step 0).
+pub fn drift(logits: &[f32], g: &serde_json::Value) -> f64 {
+    let (ids, top) = step(g, 0);
+    ids.iter()
+        .zip(&top)
+        .map(|(&i, &l)| (f64::from(logits[i as usize]) - l).abs())
+        .fold(0.0, f64::max)
+}
