@@ -233,11 +233,7 @@ impl State<'_> {
         // Drafts (speculate.rs) take what the batch has beyond one token
         // per generating slot.
         let mut spare = self.cfg.n_batch.saturating_sub(decode.len());
-        let mut plan: Vec<(usize, Vec<u32>)> = Vec::new();
-        for (i, id) in decode {
-            let span = self.decode_span(i, id, &mut spare);
-            plan.push((i, span));
-        }
+        let mut plan = self.decode_spans(&decode, &mut spare);
         let n_decode = plan.len();
         let n_decode_tokens: usize = plan.iter().map(|(_, t)| t.len()).sum();
         let mut budget = self.cfg.n_batch.saturating_sub(n_decode_tokens);

@@ -19,15 +19,18 @@
 //! llama-server gives each slot its own draft context), brought in step
 //! with the slot's tokens before it drafts: reused prefixes, forks and
 //! context shifts are followed by comparing tokens, so only what differs is
-//! evaluated. The draft runs on the engine thread, one slot after another;
-//! a long new prompt is caught up `n_prefill_busy` tokens per step, like
-//! the target's own prompt chunks, so it does not stall the other streams.
+//! evaluated. The draft runs on the engine thread, batched over the slots
+//! (one forward of the draft per drafting depth); lagging draft caches are
+//! caught up at most `n_prefill_busy` tokens per step in all, like the
+//! target's own prompt chunks, so a long prompt does not stall the other
+//! streams.
 
 use super::engine_loop::State;
 use super::slot::JobKind;
+use super::slot::Slot;
 use crate::generate::Next;
 use crate::model::Model;
-use crate::speculative::{DraftModel, Drafter, Lookup, SpecConfig};
+use crate::speculative::{draft_many, DraftJob, DraftModel, Drafter, Lookup, SpecConfig};
 use std::sync::Arc;
 
 /// How the engine drafts.
@@ -102,74 +105,132 @@ impl State<'_> {
         self.cfg.speculation.is_some()
     }
 
-    /// The span of generating slot `i` whose next token is `id`: `id` and
-    /// the drafts after it, at most `spare` of them (what the step's batch
-    /// has left); `spare` goes down by the drafts taken.
-    pub(super) fn decode_span(&mut self, i: usize, id: u32, spare: &mut usize) -> Vec<u32> {
-        let mut span = vec![id];
-        let cfg = self.cfg;
-        let Some(sp) = cfg.speculation.as_ref().filter(|_| self.speculates()) else {
-            return span;
-        };
-        let n_ctx = cfg.n_ctx_slot;
-        let s = &mut self.slots[i];
-        let Some(job) = s.job.as_mut() else {
-            return span;
-        };
+    /// How many tokens slot `i` may draft now (0: none). Every decision of
+    /// its span must see room after it, so that no shift would happen
+    /// inside it (the last follows `len + 1 + k` tokens, and the engine
+    /// shifts at `n + 1 >= n_ctx`); drafts past the token limit would only
+    /// be thrown away; fewer than `--draft-min` are not worth a wider span.
+    fn draft_limit(&self, i: usize, sp: &Speculation) -> usize {
+        let s = &self.slots[i];
+        let Some(job) = s.job.as_ref() else { return 0 };
         let JobKind::Generate { gen, .. } = &job.kind else {
-            return span;
+            return 0;
         };
-        let len = s.tokens.len();
-        // Every decision of the span must see room after it, so that no
-        // shift would happen inside it (the last follows `len + 1 + k`
-        // tokens, and the engine shifts at `n + 1 >= n_ctx`); drafts past
-        // the token limit would only be thrown away.
-        let left_ctx = n_ctx.saturating_sub(len + 3);
+        let left_ctx = self.cfg.n_ctx_slot.saturating_sub(s.tokens.len() + 3);
         let left_gen = gen
             .params()
             .max_tokens
             .saturating_sub(gen.n_generated() + 1);
-        let max = job
-            .spec
-            .cap
-            .min(sp.draft.n_max)
-            .min(left_ctx)
-            .min(left_gen)
-            .min(*spare);
-        job.spec.draft.clear();
-        if max == 0 || max < sp.draft.n_min {
-            return span;
+        let max = job.spec.cap.min(sp.draft.n_max).min(left_ctx).min(left_gen);
+        if max < sp.draft.n_min {
+            0
+        } else {
+            max
         }
-        // The history ends with `id`; borrowed in place, not copied.
-        s.tokens.push(id);
-        let out = &mut job.spec.draft;
-        let r = match &sp.source {
-            DraftSource::Lookup { ngram } => Lookup::new(*ngram).draft(&s.tokens, max, out),
-            DraftSource::Model { .. } => match self.drafters.get_mut(i) {
-                // Drafts once the draft cache holds the slot's tokens.
-                Some(d) => d.catch_up(&s.tokens, cfg.n_prefill_busy).and_then(|ready| {
-                    if ready {
-                        d.draft(&s.tokens, max, out)
-                    } else {
-                        Ok(())
-                    }
-                }),
-                None => Ok(()),
-            },
-        };
-        s.tokens.pop();
-        // A draft vocabulary may be a little larger than the target's.
+    }
+
+    /// The spans of the generating slots `decode` (slot, next token): each
+    /// `[id, drafts...]`, the drafts taking at most `spare` tokens of the
+    /// step's batch in slot order (`spare` goes down by what they take).
+    /// With a draft model, every slot's drafting runs batched
+    /// (`draft_many`: one forward of the draft per depth for all slots).
+    pub(super) fn decode_spans(
+        &mut self,
+        decode: &[(usize, u32)],
+        spare: &mut usize,
+    ) -> Vec<(usize, Vec<u32>)> {
+        let cfg = self.cfg;
+        let sp = cfg.speculation.as_ref().filter(|_| self.speculates());
+        let limits: Vec<usize> = decode
+            .iter()
+            .map(|&(i, _)| sp.map_or(0, |sp| self.draft_limit(i, sp)))
+            .collect();
+        for &(i, _) in decode {
+            if let Some(j) = self.slots[i].job.as_mut() {
+                j.spec.draft.clear();
+            }
+        }
+        if let Some(sp) = sp.filter(|_| limits.iter().any(|&m| m > 0)) {
+            // Each history ends with its slot's `id`: pushed in place for
+            // the drafting, not copied.
+            for &(i, id) in decode {
+                self.slots[i].tokens.push(id);
+            }
+            self.draft_all(sp, decode, &limits);
+            for &(i, _) in decode {
+                self.slots[i].tokens.pop();
+            }
+        }
         let nv = self.model.n_vocab();
-        if let Some(bad) = out.iter().position(|&t| t as usize >= nv) {
-            out.truncate(bad);
+        let n_min = sp.map_or(0, |sp| sp.draft.n_min);
+        decode
+            .iter()
+            .map(|&(i, id)| {
+                let mut span = vec![id];
+                if let Some(job) = self.slots[i].job.as_mut() {
+                    let out = &mut job.spec.draft;
+                    // A draft vocabulary may be a little larger than the
+                    // target's.
+                    if let Some(bad) = out.iter().position(|&t| t as usize >= nv) {
+                        out.truncate(bad);
+                    }
+                    out.truncate(*spare);
+                    if out.len() < n_min {
+                        out.clear();
+                    }
+                    *spare -= out.len();
+                    span.extend_from_slice(out);
+                }
+                (i, span)
+            })
+            .collect()
+    }
+
+    /// Drafts for the slots of `decode` whose limit is above 0, into their
+    /// jobs' `spec.draft` (a failing draft model drafts nothing).
+    fn draft_all(&mut self, sp: &Speculation, decode: &[(usize, u32)], limits: &[usize]) {
+        match &sp.source {
+            DraftSource::Lookup { ngram } => {
+                for (&(i, _), &m) in decode.iter().zip(limits) {
+                    let s = &mut self.slots[i];
+                    let Some(job) = s.job.as_mut().filter(|_| m > 0) else {
+                        continue;
+                    };
+                    let out = &mut job.spec.draft;
+                    if Lookup::new(*ngram).draft(&s.tokens, m, out).is_err() {
+                        out.clear();
+                    }
+                }
+            }
+            DraftSource::Model { .. } => {
+                let mut drafters: Vec<Option<&mut DraftModel<'_>>> =
+                    self.drafters.iter_mut().map(Some).collect();
+                let mut slots: Vec<Option<&mut Slot>> = self.slots.iter_mut().map(Some).collect();
+                let mut jobs = Vec::new();
+                for (&(i, _), &m) in decode.iter().zip(limits) {
+                    if m == 0 {
+                        continue;
+                    }
+                    let (Some(d), Some(s)) =
+                        (drafters.get_mut(i).and_then(Option::take), slots[i].take())
+                    else {
+                        continue;
+                    };
+                    let Slot { tokens, job, .. } = s;
+                    if let Some(job) = job.as_mut() {
+                        jobs.push(DraftJob {
+                            drafter: d,
+                            history: &tokens[..],
+                            max: m,
+                            out: &mut job.spec.draft,
+                        });
+                    }
+                }
+                if draft_many(&mut jobs, self.cfg.n_prefill_busy).is_err() {
+                    jobs.iter_mut().for_each(|j| j.out.clear());
+                }
+            }
         }
-        if r.is_err() || out.len() < sp.draft.n_min {
-            out.clear();
-        }
-        out.truncate(max);
-        *spare -= job.spec.draft.len();
-        span.extend_from_slice(&job.spec.draft);
-        span
     }
 
     /// Whether slot `i`'s span this step carried drafts.

@@ -69,13 +69,13 @@ pub fn check_compatible(target: &Tokenizer, draft: &Tokenizer) -> Result<(), Str
 /// A draft model and its cache.
 #[derive(Debug)]
 pub struct DraftModel<'m> {
-    model: &'m Model,
-    cache: KvCache,
+    pub(super) model: &'m Model,
+    pub(super) cache: KvCache,
     /// The tokens in `cache`.
-    tokens: Vec<u32>,
+    pub(super) tokens: Vec<u32>,
     /// The draft's logits after `tokens`.
-    logits: Vec<f32>,
-    p_min: f32,
+    pub(super) logits: Vec<f32>,
+    pub(super) p_min: f32,
 }
 
 impl<'m> DraftModel<'m> {
@@ -102,15 +102,15 @@ impl<'m> DraftModel<'m> {
             && history.iter().all(|&t| (t as usize) < nv)
     }
 
-    /// Bring the cache toward holding `history`, evaluating at most
-    /// `budget` tokens (at least one) of what differs from what it holds:
-    /// the server catches a draft up with a long prompt over several steps
-    /// instead of stalling the other streams for it. `true` when the cache
-    /// holds `history` and the logits after it; `false` while tokens are
-    /// left, or when no draft can follow `history` at all.
-    pub fn catch_up(&mut self, history: &[u32], budget: usize) -> Result<bool> {
+    /// What the cache lacks to hold `history`: `None` when no draft can
+    /// follow it; `Some(None)` when it holds it (and the logits after it);
+    /// `Some(Some(from))` when `history[from..]` is to be evaluated after
+    /// truncating to `from` (at least the last token is evaluated again,
+    /// for its logits: after a round, the target's decision and the last
+    /// accepted draft were never evaluated by the draft).
+    pub(super) fn lacks(&self, history: &[u32]) -> Option<Option<usize>> {
         if !self.can_draft(history) {
-            return Ok(false);
+            return None;
         }
         let common = self
             .tokens
@@ -119,15 +119,30 @@ impl<'m> DraftModel<'m> {
             .take_while(|(a, b)| a == b)
             .count();
         if common == history.len() && common == self.tokens.len() {
-            return Ok(true); // `logits` are those after `history`
+            return Some(None);
         }
-        // At least the last token is evaluated again, for its logits (after
-        // a round: the target's decision, and the last accepted draft,
-        // which the draft never evaluated).
-        let from = common.min(history.len() - 1);
-        let to = history.len().min(from.saturating_add(budget.max(1)));
+        Some(Some(common.min(history.len() - 1)))
+    }
+
+    /// Drop what follows the first `from` tokens, before evaluating more.
+    pub(super) fn truncate(&mut self, from: usize) {
         self.tokens.truncate(from);
         self.cache.truncate(from);
+    }
+
+    /// Bring the cache toward holding `history`, evaluating at most
+    /// `budget` tokens (at least one) of what differs from what it holds.
+    /// `true` when the cache holds `history` and the logits after it;
+    /// `false` while tokens are left, or when no draft can follow
+    /// `history` at all.
+    pub fn catch_up(&mut self, history: &[u32], budget: usize) -> Result<bool> {
+        let from = match self.lacks(history) {
+            None => return Ok(false),
+            Some(None) => return Ok(true),
+            Some(Some(from)) => from,
+        };
+        let to = history.len().min(from.saturating_add(budget.max(1)));
+        self.truncate(from);
         self.model
             .forward(&mut self.cache, &history[from..to], &mut self.logits)?;
         self.tokens.extend_from_slice(&history[from..to]);
@@ -161,7 +176,7 @@ impl Drafter for DraftModel<'_> {
 }
 
 /// The arg-max of `logits` (lowest id on ties) and its softmax probability.
-fn top1(logits: &[f32]) -> (u32, f32) {
+pub(super) fn top1(logits: &[f32]) -> (u32, f32) {
     let mut best = 0;
     for (i, &v) in logits.iter().enumerate() {
         if v > logits[best] {

@@ -40,9 +40,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 mod draft;
+mod draft_batch;
 mod lookup;
 
 pub use draft::{check_compatible, DraftModel};
+pub use draft_batch::{draft_many, DraftJob};
 pub use lookup::{Lookup, DEFAULT_LOOKUP_NGRAM};
 
 /// llama.cpp's `--draft-max` default of its `speculative` tools.
