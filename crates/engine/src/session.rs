@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod shift;
 mod verify;
+pub(crate) use verify::keep_verified;
 
 /// Default context when `--ctx-size` is not given: min(model context, this).
 pub const DEFAULT_CTX: usize = 4096;

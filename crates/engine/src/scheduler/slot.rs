@@ -13,7 +13,7 @@ use crate::context_shift::n_discard;
 use crate::generate::Generator;
 use crate::kv_cache::KvCache;
 use crate::lora::ActiveLora;
-use crate::model::{Model, Span};
+use crate::model::Model;
 
 pub(crate) struct Slot {
     pub cache: KvCache,
@@ -122,19 +122,8 @@ impl Slot {
     /// token by token as the span was (recurrent.rs), under the same LoRA
     /// set (the step's, still the model's).
     pub fn truncate_verified(&mut self, model: &Model, n: usize) -> crate::Result<()> {
-        let at = self.cache.rollback_verified(n);
         self.tokens.truncate(n);
-        if at < self.tokens.len() {
-            self.cache.begin_verify();
-            let r = model.forward_batch(&mut [Span {
-                cache: &mut self.cache,
-                tokens: &self.tokens[at..],
-                logits: None,
-                hidden: None,
-            }]);
-            self.cache.end_verify();
-            r?;
-        }
+        crate::session::keep_verified(model, &mut self.cache, &self.tokens)?;
         if self.tokens.len() <= self.exact {
             self.exact = usize::MAX;
         }

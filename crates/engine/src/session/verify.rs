@@ -11,7 +11,8 @@
 
 use super::Session;
 use crate::error::{EngineError, Result};
-use crate::model::Span;
+use crate::kv_cache::KvCache;
+use crate::model::{Model, Span};
 use std::time::Instant;
 
 impl Session<'_> {
@@ -32,15 +33,7 @@ impl Session<'_> {
         let nv = self.model.n_vocab();
         let d = self.model.config.n_embd;
         let mut hidden = Vec::with_capacity(ids.len() * d);
-        self.cache.begin_verify();
-        let r = self.model.forward_batch(&mut [Span {
-            cache: &mut self.cache,
-            tokens: ids,
-            logits: None,
-            hidden: Some(&mut hidden),
-        }]);
-        self.cache.end_verify();
-        r?;
+        forward_verify(self.model, &mut self.cache, ids, Some(&mut hidden))?;
         logits.resize(ids.len() * nv, 0.0);
         self.model.output_logits(&mut hidden, ids.len(), logits);
         self.tokens.extend_from_slice(ids);
@@ -60,25 +53,46 @@ impl Session<'_> {
         let nv = self.model.n_vocab();
         let len = self.tokens.len() - n + keep;
         self.tokens.truncate(len);
-        // An attention-only cache keeps exactly `len` positions: the rows
-        // past it are overwritten by the next evaluation.
-        let at = self.cache.rollback_verified(len);
-        if at < len {
-            let t = Instant::now();
-            self.cache.begin_verify();
-            let r = self.model.forward_batch(&mut [Span {
-                cache: &mut self.cache,
-                tokens: &self.tokens[at..len],
-                logits: None,
-                hidden: None,
-            }]);
-            self.cache.end_verify();
-            self.timings.gen += t.elapsed();
-            r?;
-        }
+        let t = Instant::now();
+        let r = keep_verified(self.model, &mut self.cache, &self.tokens);
+        self.timings.gen += t.elapsed();
+        r?;
         self.logits
             .copy_from_slice(&logits[(keep - 1) * nv..keep * nv]);
         self.timings.n_gen += keep;
         Ok(())
     }
+}
+
+/// Evaluate `tokens` on `cache` as a span of drafts to verify: a recurrent
+/// state is checkpointed first and runs its delta rule token by token
+/// (recurrent.rs), so every row equals one-at-a-time evaluation's.
+pub(crate) fn forward_verify(
+    model: &Model,
+    cache: &mut KvCache,
+    tokens: &[u32],
+    hidden: Option<&mut Vec<f32>>,
+) -> Result<()> {
+    cache.begin_verify();
+    let r = model.forward_batch(&mut [Span {
+        cache: &mut *cache,
+        tokens,
+        logits: None,
+        hidden,
+    }]);
+    cache.end_verify();
+    r
+}
+
+/// After a verified span on `cache`: keep the positions of `kept` (the
+/// sequence without its rejected drafts). An attention-only cache just
+/// drops the rows past it (the next evaluation overwrites them); a
+/// recurrent state goes back to its checkpoint and the kept tokens after
+/// it are evaluated again, the same way the span was.
+pub(crate) fn keep_verified(model: &Model, cache: &mut KvCache, kept: &[u32]) -> Result<()> {
+    let at = cache.rollback_verified(kept.len());
+    if at < kept.len() {
+        forward_verify(model, cache, &kept[at..], None)?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! `-md`, common/speculative.cpp): it keeps its own cache in step with the
 //! accepted sequence and proposes its greedy continuation.
 
-use super::{refuse_hybrid, Drafter};
+use super::{draft_many, refuse_hybrid, DraftJob, Drafter};
 use crate::error::Result;
 use crate::kv_cache::KvCache;
 use crate::model::Model;
@@ -152,26 +152,18 @@ impl<'m> DraftModel<'m> {
 
 impl Drafter for DraftModel<'_> {
     fn draft(&mut self, history: &[u32], max: usize, out: &mut Vec<u32>) -> Result<()> {
-        let n_ctx = self.cache.n_ctx();
+        // Caught up in the forward pass's own chunks, then the drafting of
+        // `draft_many` for this one sequence.
         if !self.catch_up(history, usize::MAX)? {
             return Ok(()); // no draft can follow `history`
         }
-        // Drafts 1..max-1 are evaluated here (the last is not needed).
-        let max = max.min(n_ctx + 1 - history.len());
-        for i in 0..max {
-            let (id, p) = top1(&self.logits);
-            if p < self.p_min {
-                break;
-            }
-            out.push(id);
-            if i + 1 == max {
-                break;
-            }
-            self.model
-                .forward(&mut self.cache, &[id], &mut self.logits)?;
-            self.tokens.push(id);
-        }
-        Ok(())
+        let job = DraftJob {
+            drafter: self,
+            history,
+            max,
+            out,
+        };
+        draft_many(&mut [job], 0)
     }
 }
 

@@ -39,7 +39,7 @@ pub fn draft_many(jobs: &mut [DraftJob<'_, '_>], budget: usize) -> Result<()> {
             None => {}
             Some(None) => ready[k] = true,
             Some(Some(from)) if left > 0 => {
-                let to = j.history.len().min(from + left);
+                let to = j.history.len().min(from.saturating_add(left));
                 left -= to - from;
                 j.drafter.truncate(from);
                 evals[k] = Some((from, to));
