@@ -73,16 +73,18 @@ pub fn check_draft_file(a: &SpecArgs, target: &Path) -> Result<()> {
     let Some(path) = &a.model_draft else {
         return Ok(());
     };
-    let tokenizer = |p: &Path| -> Result<Tokenizer> {
-        let f = load::open_gguf(p)?;
-        shohin_engine::vocab::load_tokenizer(&f)
-            .map_err(|e| anyhow::Error::new(e).context(p.display().to_string()))
+    let label = |p: &Path| {
+        let p = p.display().to_string();
+        move |e| anyhow::Error::new(e).context(p)
     };
+    // The draft's file is opened once, for its configuration and vocabulary.
     let f = load::open_gguf(path)?;
-    let cfg = ModelConfig::from_gguf(&f)
-        .map_err(|e| anyhow::Error::new(e).context(path.display().to_string()))?;
+    let cfg = ModelConfig::from_gguf(&f).map_err(label(path))?;
     refuse_hybrid(&cfg, path)?;
-    compatible(&tokenizer(target)?, &tokenizer(path)?, path, target)?;
+    let draft = shohin_engine::vocab::load_tokenizer(&f).map_err(label(path))?;
+    let t = load::open_gguf(target)?;
+    let target_tok = shohin_engine::vocab::load_tokenizer(&t).map_err(label(target))?;
+    compatible(&target_tok, &draft, path, target)?;
     Ok(())
 }
 
