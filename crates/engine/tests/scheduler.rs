@@ -4,36 +4,16 @@
 
 mod common;
 use common::*;
+use common::{gen_params as params, start_engine as setup};
 use shohin_engine::generate::{FinishReason, GenParams, Generator};
 use shohin_engine::model::Model;
-use shohin_engine::sampler::SamplerConfig;
 use shohin_engine::scheduler::{
     Engine, EngineConfig, Event, Pooling, Request, SubmitError, Task, Usage,
 };
 use shohin_engine::session::Session;
 use shohin_tokenizer::Tokenizer;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
-
-fn setup(path: &std::path::Path, cfg: EngineConfig) -> (Engine, Arc<Tokenizer>) {
-    let f = shohin_gguf::GgufFile::open(path).unwrap();
-    let tok = Arc::new(shohin_engine::vocab::load_tokenizer(&f).unwrap());
-    let m = Arc::new(load(path, 2));
-    (Engine::start(m, tok.clone(), cfg), tok)
-}
-
-fn params(temp: f32, seed: u64, max: usize) -> GenParams {
-    GenParams {
-        sampling: SamplerConfig {
-            temperature: temp,
-            seed,
-            ..SamplerConfig::default()
-        },
-        max_tokens: max,
-        ..GenParams::default()
-    }
-}
 
 /// What one request returned: per choice (ids, text, finish), and usage.
 struct Out {

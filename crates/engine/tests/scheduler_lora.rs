@@ -4,6 +4,7 @@
 //! set; the sets take turns; bad sets are refused at submission.
 
 mod common;
+use common::start_engine as setup;
 #[path = "lora/gen.rs"]
 #[allow(dead_code)] // fnv64 is for the goldens
 mod gen;
@@ -12,8 +13,7 @@ use common::*;
 use shohin_engine::generate::{GenParams, Generator};
 use shohin_engine::lora::{ActiveLora, LoraAdapter};
 use shohin_engine::model::Model;
-use shohin_engine::sampler::SamplerConfig;
-use shohin_engine::scheduler::{Engine, EngineConfig, Event, Request, SubmitError, Task, Usage};
+use shohin_engine::scheduler::{EngineConfig, Event, Request, SubmitError, Task, Usage};
 use shohin_engine::session::Session;
 use shohin_gguf::{GgmlType, GgufFile, GgufWriter, Value};
 use shohin_tokenizer::Tokenizer;
@@ -49,26 +49,12 @@ fn on(a: &Arc<LoraAdapter>, scale: f32) -> ActiveLora {
     }
 }
 
+/// [`common::gen_params`] with the chosen tokens' log-probabilities.
 fn params(temp: f32, seed: u64, max: usize) -> GenParams {
     GenParams {
-        sampling: SamplerConfig {
-            temperature: temp,
-            seed,
-            ..SamplerConfig::default()
-        },
-        max_tokens: max,
         logprobs: Some(0),
-        ..GenParams::default()
+        ..common::gen_params(temp, seed, max)
     }
-}
-
-fn setup(path: &std::path::Path, cfg: EngineConfig) -> (Engine, Arc<Tokenizer>) {
-    let f = GgufFile::open(path).unwrap();
-    let tok = Arc::new(shohin_engine::vocab::load_tokenizer(&f).unwrap());
-    (
-        Engine::start(Arc::new(load(path, 2)), tok.clone(), cfg),
-        tok,
-    )
 }
 
 fn gen_req(prompt: &[u32], p: GenParams, lora: Vec<ActiveLora>) -> Request {

@@ -9,11 +9,10 @@ mod common;
 #[path = "qwen35/gen.rs"]
 #[allow(dead_code)] // only `build`, `prompt` and `MODELS` are used here
 mod gen;
-use common::*;
+use common::{gen_params as params, *};
 use shohin_engine::context_shift::Keep;
 use shohin_engine::generate::{FinishReason, GenParams, TokenLogprob};
 use shohin_engine::model::Model;
-use shohin_engine::sampler::SamplerConfig;
 use shohin_engine::scheduler::{
     DraftSource, DraftUsage, Engine, EngineConfig, Event, Request, Speculation, Task, Usage,
 };
@@ -69,18 +68,6 @@ fn run_all(
             }
         })
         .collect()
-}
-
-fn params(temp: f32, seed: u64, max: usize) -> GenParams {
-    GenParams {
-        sampling: SamplerConfig {
-            temperature: temp,
-            seed,
-            ..SamplerConfig::default()
-        },
-        max_tokens: max,
-        ..GenParams::default()
-    }
 }
 
 fn lookup() -> DraftSource {

@@ -12,7 +12,6 @@ mod gen;
 use common::*;
 use shohin_engine::generate::{GenParams, Generator};
 use shohin_engine::model::Model;
-use shohin_engine::sampler::SamplerConfig;
 use shohin_engine::session::Session;
 use shohin_engine::speculative::{DraftModel, DraftStats, Drafter, Lookup, SpecConfig, Speculator};
 use shohin_gguf::GgufFile;
@@ -26,15 +25,9 @@ fn tokenizer(path: &std::path::Path) -> Tokenizer {
 
 fn params(temperature: f32, seed: u64, max_tokens: usize) -> GenParams {
     GenParams {
-        sampling: SamplerConfig {
-            temperature,
-            seed,
-            ..Default::default()
-        },
-        max_tokens,
         // Fixed lengths: the comparisons go on past an end of text.
         ignore_eos: true,
-        ..Default::default()
+        ..gen_params(temperature, seed, max_tokens)
     }
 }
 

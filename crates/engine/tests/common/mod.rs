@@ -182,3 +182,35 @@ pub fn drift(logits: &[f32], g: &serde_json::Value) -> f64 {
         .map(|(&i, &l)| (f64::from(logits[i as usize]) - l).abs())
         .fold(0.0, f64::max)
 }
+
+/// Generation at temperature `temp` with sampler seed `seed`, at most `max`
+/// tokens, everything else default.
+pub fn gen_params(temp: f32, seed: u64, max: usize) -> shohin_engine::generate::GenParams {
+    shohin_engine::generate::GenParams {
+        sampling: shohin_engine::sampler::SamplerConfig {
+            temperature: temp,
+            seed,
+            ..Default::default()
+        },
+        max_tokens: max,
+        ..Default::default()
+    }
+}
+
+/// The engine thread over the model at `path` (2 threads), and its
+/// tokenizer.
+pub fn start_engine(
+    path: &std::path::Path,
+    cfg: shohin_engine::scheduler::EngineConfig,
+) -> (
+    shohin_engine::scheduler::Engine,
+    std::sync::Arc<shohin_tokenizer::Tokenizer>,
+) {
+    let f = GgufFile::open(path).unwrap();
+    let tok = std::sync::Arc::new(shohin_engine::vocab::load_tokenizer(&f).unwrap());
+    let m = std::sync::Arc::new(load(path, 2));
+    (
+        shohin_engine::scheduler::Engine::start(m, tok.clone(), cfg),
+        tok,
+    )
+}
