@@ -3,12 +3,14 @@
 //! context without it; hybrid (qwen35) models refuse it.
 
 mod common;
-use common::serve::start_server;
+use common::serve::{http_post_json, start_server};
 use common::*;
+
+/// POST `body` to `path`: the status and JSON body (60 s per read).
+fn post(port: u16, path: &str, body: &str) -> (u16, Value) {
+    http_post_json(port, path, body, 60)
+}
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 #[path = "../../engine/tests/qwen35/gen.rs"]
 #[allow(dead_code)]
@@ -94,28 +96,6 @@ fn hybrid_models_refuse_context_shift() {
     assert_error(&out, &["--context-shift", "qwen35", "recurrent state"]);
     // Without the flag the model runs.
     shohin(&["run", "-m", &m, "-p", "hi", "-n", "4"]).ok();
-}
-
-/// POST `body` to `path`; the response's status and JSON body.
-fn post(port: u16, path: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    let status = r
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let json = r.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
 }
 
 fn complete(port: u16, max_tokens: usize) -> (usize, String) {

@@ -5,33 +5,18 @@
 //! starts.
 
 mod common;
-use common::serve::{http_get, start_server};
+use common::serve::{http_get, http_post_json, start_server};
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 /// Text that repeats: prompt lookup drafts from it.
 const PROMPT: &str = "one two three four five six seven eight one two three four five six seven eight one two three four";
 const N: usize = 64;
 
-/// A minimal HTTP/1.1 POST of JSON: the response's JSON body.
+/// POST the JSON `body` to `path`: the 200 response's JSON body.
 fn post(port: u16, path: &str, body: &serde_json::Value) -> serde_json::Value {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.to_string();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    let json = r.split("\r\n\r\n").nth(1).unwrap();
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    let (status, json) = http_post_json(port, path, &body.to_string(), 120);
+    assert_eq!(status, 200, "{json}");
+    json
 }
 
 /// The value of an unlabelled counter in a Prometheus text page.

@@ -134,3 +134,30 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or(0);
     (status, r)
 }
+
+/// POST the JSON `body` to `path` (one connection, read to its end, each
+/// read within `secs` seconds): the response's status and JSON body
+/// (`Null` if it has none).
+pub fn http_post_json(port: u16, path: &str, body: &str, secs: u64) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let status = r
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = r.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
