@@ -3,7 +3,10 @@
 //! writes from a fixed seed (F16 with tied output; Q8_0, and Bonsai 2's
 //! Q1_0 and g64 Q2_0, untied; the real Qwen vocabulary).
 //! `tests/data/qwen35_goldens.json` holds llama.cpp's logits on the same
-//! bytes (`tests/data/gen_qwen35_goldens.sh`).
+//! bytes from a native (AVX-512) build of the peer,
+//! `qwen35_goldens_avx2.json` from an AVX2-only build of the same source
+//! (`tests/data/gen_qwen35_goldens.sh` writes both). Every case is checked
+//! against both.
 //!
 //! Tolerance: every llama.cpp top-20 logit within [`TOL`] ([`TOL_LOW_BIT`]
 //! for Q1_0 and Q2_0), and the same greedy token wherever llama.cpp's top-2
@@ -26,16 +29,20 @@ const MIN_GAP: f64 = 0.02;
 
 /// The Q1_0 and Q2_0 models' logits have std ~3 (Q8_0's ~1), and every
 /// last-bit difference that moves a Q8_0 activation across a rounding
-/// boundary moves them in proportion. Their 12-token prompts match
-/// llama.cpp bit for bit (the kernels are the same), but over 300 tokens
-/// DeltaNet's chunked and recurrent forms round differently, and the noise
-/// of that alone is above 0.1 (measured on the 300-token prompt, top 20):
-/// llama.cpp token by token vs batched 0.058 (Q1_0) and 0.062 (Q2_0);
-/// shohin token by token vs chunked 0.20 and 0.20; shohin vs llama.cpp,
-/// both token by token, 0.115 and 0.090; and the Q8_0 model given the same
-/// logit scale (output gain 3) is 0.103 from llama.cpp. Measured here:
-/// 0.16 (Q1_0 long), 0.13 (Q2_0 long), 0.17 (Q2_0 turn2).
-const TOL_LOW_BIT: f64 = 0.25;
+/// boundary moves them in proportion, more so over 300 tokens of DeltaNet
+/// recurrence. llama.cpp does not agree with itself to 0.1 there: its AVX2
+/// and AVX-512 builds, same source, same files, same greedy ids, differ by
+/// (short / long / turn2) 0.147 / 0.075 / 0.158 on Q1_0 and 0 / 0.202 /
+/// 0.165 on Q2_0 (their f32 vector ops sum in 8 and 16 lanes). shohin's
+/// logits do not depend on the instruction set; measured against the
+/// AVX-512 build 0 / 0.158 / 0.061 (Q1_0) and 0 / 0.130 / 0.165 (Q2_0),
+/// against the AVX2 build 0.167 / 0.118 / 0.173 and 0 / 0.109 / 0. The
+/// bound is llama.cpp's own spread between its two builds (0.202), rounded
+/// down: shohin is held to agree with each build as well as the builds
+/// agree with each other. Other measurements of the same noise: llama.cpp
+/// token by token vs batched 0.058 (Q1_0) and 0.062 (Q2_0); shohin token by
+/// token vs chunked 0.20 and 0.20.
+const TOL_LOW_BIT: f64 = 0.2;
 
 fn tol(model: &str) -> f64 {
     match model {
@@ -44,12 +51,17 @@ fn tol(model: &str) -> f64 {
     }
 }
 
-fn goldens() -> Json {
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/qwen35_goldens.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+/// llama.cpp's goldens: (build, json) for the native (AVX-512) and the
+/// AVX2-only build.
+fn goldens() -> Vec<(&'static str, Json)> {
+    let read = |f: &str| {
+        let p = format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    vec![
+        ("avx512", read("qwen35_goldens.json")),
+        ("avx2", read("qwen35_goldens_avx2.json")),
+    ]
 }
 
 fn load(bytes: Vec<u8>) -> Model {
@@ -57,20 +69,27 @@ fn load(bytes: Vec<u8>) -> Model {
     Model::load(f, Box::new(CpuBackend::new(2).unwrap())).unwrap()
 }
 
-/// Each model, checked to be the very file llama.cpp ran.
-fn models() -> Vec<(&'static str, Model, Json)> {
+/// Each model, checked to be the very file both llama.cpp builds ran, with
+/// its goldens from each build.
+fn models() -> Vec<(&'static str, Model, Vec<(&'static str, Json)>)> {
     let g = goldens();
     gen::MODELS
         .iter()
         .map(|&(name, ty, tied)| {
             let bytes = gen::build(ty, tied);
-            let want = g[name]["fnv64"].as_str().unwrap();
-            assert_eq!(
-                gen::fnv64(&bytes).to_string(),
-                want,
-                "{name}: the generator no longer writes the file of the goldens"
-            );
-            (name, load(bytes), g[name].clone())
+            let refs = g
+                .iter()
+                .map(|(build, g)| {
+                    let want = g[name]["fnv64"].as_str().unwrap();
+                    assert_eq!(
+                        gen::fnv64(&bytes).to_string(),
+                        want,
+                        "{name}: the generator no longer writes the file of the {build} goldens"
+                    );
+                    (*build, g[name].clone())
+                })
+                .collect();
+            (name, load(bytes), refs)
         })
         .collect()
 }
@@ -125,13 +144,16 @@ fn follow(what: &str, tol: f64, s: &mut Session<'_>, case: &Json) -> f64 {
 
 #[test]
 fn prompts_match_llama_cpp() {
-    for (name, m, g) in models() {
-        for case in ["short", "long"] {
-            let c = &g[case];
-            let mut s = Session::new(&m, 1024);
-            s.prompt(&ids(&c["ids"])).unwrap();
-            let max = follow(&format!("{name} {case}"), tol(name), &mut s, c);
-            eprintln!("{name} {case}: max |dlogit| {max:.4}");
+    for (name, m, refs) in models() {
+        for (build, g) in &refs {
+            for case in ["short", "long"] {
+                let c = &g[case];
+                let mut s = Session::new(&m, 1024);
+                s.prompt(&ids(&c["ids"])).unwrap();
+                let what = format!("{name} {case} (llama.cpp {build})");
+                let max = follow(&what, tol(name), &mut s, c);
+                eprintln!("{what}: max |dlogit| {max:.4}");
+            }
         }
     }
 }
@@ -143,25 +165,28 @@ fn prompts_match_llama_cpp() {
 /// scratch.
 #[test]
 fn second_turn_matches_llama_cpp() {
-    for (name, m, g) in models() {
-        let (first, turn2) = (&g["short"], &g["turn2"]);
-        let mut s = Session::new(&m, 1024);
-        s.prompt(&ids(&first["ids"])).unwrap();
-        for t in ids(&first["greedy"]) {
-            s.step(t).unwrap();
+    for (name, m, refs) in models() {
+        for (build, g) in &refs {
+            let (first, turn2) = (&g["short"], &g["turn2"]);
+            let mut s = Session::new(&m, 1024);
+            s.prompt(&ids(&first["ids"])).unwrap();
+            for t in ids(&first["greedy"]) {
+                s.step(t).unwrap();
+            }
+            let full = ids(&turn2["ids"]);
+            let common = s
+                .tokens()
+                .iter()
+                .zip(&full)
+                .take_while(|(a, b)| a == b)
+                .count();
+            assert!(common > first["ids"].as_array().unwrap().len() && common < s.tokens().len());
+            s.truncate(common);
+            s.prompt(&full[common..]).unwrap();
+            let what = format!("{name} turn2 (llama.cpp {build})");
+            let max = follow(&what, tol(name), &mut s, turn2);
+            eprintln!("{what}: max |dlogit| {max:.4}");
         }
-        let full = ids(&turn2["ids"]);
-        let common = s
-            .tokens()
-            .iter()
-            .zip(&full)
-            .take_while(|(a, b)| a == b)
-            .count();
-        assert!(common > first["ids"].as_array().unwrap().len() && common < s.tokens().len());
-        s.truncate(common);
-        s.prompt(&full[common..]).unwrap();
-        let max = follow(&format!("{name} turn2"), tol(name), &mut s, turn2);
-        eprintln!("{name} turn2: max |dlogit| {max:.4}");
     }
 }
 

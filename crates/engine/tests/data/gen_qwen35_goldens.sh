@@ -9,13 +9,26 @@
 # second chat turn that reuses the first must match). The models are those
 # of gen::MODELS (F16, Q8_0, Q1_0 = type 41, g64 Q2_0 = type 42), in that
 # order: adding one appends its entry and leaves the others byte-identical.
+# Twice: with the peer's native (AVX-512) build -> qwen35_goldens.json, and
+# with an AVX2-only build of the same source (built here once, ~5 min, in
+# $PEER-avx2) -> qwen35_goldens_avx2.json; the two builds sum f32 vectors in
+# 16 and 8 lanes, which is how far llama.cpp agrees with itself.
 # Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 PEER=$(bash ../shared/peer/build-llama-cpp.sh)
-export PYTHONPATH="$PEER/src:$PEER/src/vendor/llama.cpp/gguf-py" LLAMA_CPP_LIB_PATH="$PEER/bin"
+AVX2="$PEER-avx2"
+if [ ! -f "$AVX2/build/bin/libllama.so" ]; then
+  cmake -S "$PEER/src/vendor/llama.cpp" -B "$AVX2/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+    -DGGML_AVX512=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
+  cmake --build "$AVX2/build" -j"$(nproc)" --target llama ggml-cpu >&2
+fi
+export PYTHONPATH="$PEER/src:$PEER/src/vendor/llama.cpp/gguf-py"
 cargo test --release -p shohin-engine --test qwen35 -- --ignored --exact write_models >&2
-python3 - target/tmp/qwen35 > crates/engine/tests/data/qwen35_goldens.json <<'PY'
+for LIB in "$PEER/bin:qwen35_goldens.json" "$AVX2/build/bin:qwen35_goldens_avx2.json"; do
+LLAMA_CPP_LIB_PATH="${LIB%%:*}" python3 - target/tmp/qwen35 > "crates/engine/tests/data/${LIB#*:}" <<'PY'
 import sys, json, numpy as np
 from llama_cpp import Llama
 d = sys.argv[1]
@@ -59,3 +72,4 @@ for name in cases["models"]:
     del llm
 print(json.dumps(out))
 PY
+done
