@@ -53,7 +53,9 @@ fn tol(model: &str) -> f64 {
 
 /// llama.cpp's goldens: (build, json) for the native (AVX-512) and the
 /// AVX2-only build.
-fn goldens() -> Vec<(&'static str, Json)> {
+type Refs = Vec<(&'static str, Json)>;
+
+fn goldens() -> Refs {
     let read = |f: &str| {
         let p = format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -71,7 +73,7 @@ fn load(bytes: Vec<u8>) -> Model {
 
 /// Each model, checked to be the very file both llama.cpp builds ran, with
 /// its goldens from each build.
-fn models() -> Vec<(&'static str, Model, Vec<(&'static str, Json)>)> {
+fn models() -> Vec<(&'static str, Model, Refs)> {
     let g = goldens();
     gen::MODELS
         .iter()
