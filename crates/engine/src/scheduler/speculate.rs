@@ -28,9 +28,10 @@
 use super::engine_loop::State;
 use super::slot::JobKind;
 use super::slot::Slot;
-use crate::generate::Next;
 use crate::model::Model;
-use crate::speculative::{draft_many, DraftJob, DraftModel, Drafter, Lookup, SpecConfig};
+use crate::speculative::{
+    decide, draft_many, next_cap, DraftJob, DraftModel, Drafter, Lookup, SpecConfig,
+};
 use std::sync::Arc;
 
 /// How the engine drafts.
@@ -264,31 +265,17 @@ impl State<'_> {
         let JobKind::Generate { gen, .. } = &mut job.kind else {
             return 0;
         };
-        let mut decided: Vec<Result<Next, String>> = Vec::with_capacity(n);
-        let (mut keep, mut accepted) = (1, 0);
-        for j in 0..=k {
+        let tokens = &s.tokens;
+        let (mut decided, accepted) = decide(&draft, |j| {
             // The decision after `[.., id, drafts[..j]]`, as plain decoding
             // makes it after evaluating those tokens one by one.
-            let history = &s.tokens[..len0 + j + 1];
+            let history = &tokens[..len0 + j + 1];
             let row = &spec.logits[j * nv..(j + 1) * nv];
-            let r = gen
-                .next(self.tok, row, history, history.len() < n_ctx)
-                .map_err(|e| e.to_string());
-            let matched = matches!(&r, Ok(next) if draft.get(j) == Some(&next.id));
-            accepted += usize::from(matched);
-            // A finished token is never evaluated (as in plain decoding).
-            let go_on = matched && matches!(&r, Ok(next) if next.finish.is_none());
-            decided.push(r);
-            if !go_on {
-                break;
-            }
-            keep += 1;
-        }
-        spec.cap = if accepted == k {
-            spec.cap.saturating_mul(2).min(n_max)
-        } else {
-            (accepted + 1).min(n_max)
-        };
+            gen.next(self.tok, row, history, history.len() < n_ctx)
+                .map_err(|e| e.to_string())
+        });
+        let keep = decided.len();
+        spec.cap = next_cap(spec.cap, k, accepted, n_max);
         let gid = job.group;
         // Cache rows and tokens agree again: the rejected drafts go (and a
         // finished draft, which plain decoding never evaluates).

@@ -39,10 +39,12 @@ use shohin_tokenizer::Tokenizer;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod decide;
 mod draft;
 mod draft_batch;
 mod lookup;
 
+pub(crate) use decide::{decide, next_cap};
 pub use draft::{check_compatible, DraftModel};
 pub use draft_batch::{draft_many, DraftJob};
 pub use lookup::{Lookup, DEFAULT_LOOKUP_NGRAM};
@@ -251,30 +253,23 @@ impl<'d> Speculator<'d> {
         let t = Instant::now();
         let nv = s.model().n_vocab();
         let k = self.draft.len();
-        let mut keep = 1; // tokens of the batch that stay: `id` always
-        let mut accepted = 0;
-        for j in 0..=k {
+        let (logits, tokens) = (&self.logits, s.tokens());
+        let (decided, accepted) = decide(&self.draft, |j| {
             // The decision after batch[..=j], from the logits there.
-            let history = &s.tokens()[..len + j + 1];
-            let row = &self.logits[j * nv..(j + 1) * nv];
-            let next = gen.next(tok, row, history, true)?;
-            let matched = j < k && next.id == self.draft[j];
-            accepted += usize::from(matched);
-            // A finished token is never evaluated (as in the plain loop).
-            let go_on = matched && next.finish.is_none();
-            self.ready.push_back(next);
-            if !go_on {
-                break;
-            }
-            keep += 1;
+            gen.next(
+                tok,
+                &logits[j * nv..(j + 1) * nv],
+                &tokens[..len + j + 1],
+                true,
+            )
+        });
+        let keep = decided.len();
+        for r in decided {
+            self.ready.push_back(r?);
         }
         self.stats.sampling += t.elapsed();
         s.truncate_verified(self.batch.len(), keep, &self.logits)?;
-        self.cap = if accepted == k {
-            (self.cap * 2).min(self.cfg.n_max)
-        } else {
-            (accepted + 1).min(self.cfg.n_max)
-        };
+        self.cap = next_cap(self.cap, k, accepted, self.cfg.n_max);
         self.stats.drafted += k;
         self.stats.accepted += accepted;
         self.stats.rounds += 1;
