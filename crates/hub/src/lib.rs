@@ -23,9 +23,13 @@
 pub mod cache;
 mod download;
 pub mod error;
+mod model_ref;
+mod url;
 
 pub use cache::{Cache, CachedFile};
 pub use error::HubError;
+pub use model_ref::ModelRef;
+use url::{absolute, encode, same_origin};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -104,94 +108,6 @@ impl HubConfig {
         });
         c.progress = std::io::stderr().is_terminal();
         Ok(c)
-    }
-}
-
-/// `owner/name[:FILE]` at a revision (default `main`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelRef {
-    pub repo: String,
-    pub file: Option<String>,
-    pub revision: String,
-}
-
-impl ModelRef {
-    /// Parses `owner/name[:FILE]` (an `hf:` prefix is allowed).
-    pub fn parse(spec: &str) -> Result<Self, HubError> {
-        let bad = |why: &str| HubError::BadRef {
-            spec: spec.to_string(),
-            why: why.to_string(),
-        };
-        let s = spec.strip_prefix("hf:").unwrap_or(spec);
-        let (repo, file) = match s.split_once(':') {
-            Some((r, f)) => (r, Some(f)),
-            None => (s, None),
-        };
-        let parts: Vec<&str> = repo.split('/').collect();
-        if parts.len() != 2 {
-            return Err(bad("the repository must be owner/name"));
-        }
-        for p in &parts {
-            if p.is_empty()
-                || *p == "."
-                || *p == ".."
-                || !p
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(bad(
-                    "owner and name may hold only letters, digits, `-`, `_` and `.`",
-                ));
-            }
-        }
-        if let Some(f) = file {
-            if f.is_empty()
-                || f.starts_with('/')
-                || f.contains('\\')
-                || f.split('/').any(|c| {
-                    c.is_empty()
-                        || c == "."
-                        || c == ".."
-                        || c.ends_with(".part")
-                        || c.ends_with(".lock")
-                })
-            {
-                return Err(bad("FILE must be a relative path inside the repository"));
-            }
-        }
-        Ok(ModelRef {
-            repo: repo.to_string(),
-            file: file.map(str::to_string),
-            revision: "main".to_string(),
-        })
-    }
-
-    pub fn with_revision(mut self, revision: &str) -> Result<Self, HubError> {
-        if revision.is_empty()
-            || revision.starts_with('/')
-            || revision.split('/').any(|c| c.is_empty() || c == "..")
-            || revision.chars().any(char::is_whitespace)
-        {
-            return Err(HubError::BadRef {
-                spec: format!("{self}@{revision}"),
-                why: "bad revision".to_string(),
-            });
-        }
-        self.revision = revision.to_string();
-        Ok(self)
-    }
-}
-
-impl std::fmt::Display for ModelRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.repo)?;
-        if let Some(file) = &self.file {
-            write!(f, ":{file}")?;
-        }
-        if self.revision != "main" {
-            write!(f, " (revision {})", self.revision)?;
-        }
-        Ok(())
     }
 }
 
@@ -487,78 +403,5 @@ fn pick_gguf(r: &ModelRef, info: &RepoInfo) -> Result<String, HubError> {
             repo: r.repo.clone(),
             files: ggufs,
         }),
-    }
-}
-
-/// Percent-encodes a URL path part (keeping `/` when `keep_slash`).
-fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `scheme://host[:port]` of a URL.
-fn origin(url: &str) -> &str {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    match url[start..].find('/') {
-        Some(i) => &url[..start + i],
-        None => url,
-    }
-}
-
-fn same_origin(a: &str, b: &str) -> bool {
-    origin(a).eq_ignore_ascii_case(origin(b))
-}
-
-/// A `Location` made absolute against the endpoint.
-fn absolute(endpoint: &str, loc: &str) -> String {
-    if loc.starts_with("http://") || loc.starts_with("https://") {
-        loc.to_string()
-    } else if loc.starts_with('/') {
-        format!("{}{loc}", origin(endpoint))
-    } else {
-        format!("{}/{loc}", endpoint.trim_end_matches('/'))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_refs() {
-        let r = ModelRef::parse("hf:prism-ml/Bonsai-1.7B-gguf:Bonsai-1.7B-Q1_0.gguf").unwrap();
-        assert_eq!(r.repo, "prism-ml/Bonsai-1.7B-gguf");
-        assert_eq!(r.file.as_deref(), Some("Bonsai-1.7B-Q1_0.gguf"));
-        assert_eq!(r.revision, "main");
-        assert_eq!(ModelRef::parse("a/b").unwrap().file, None);
-        for bad in [
-            "a", "a/b/c", "../b", "a/..", "a/b:", "a/b:../x", "a/b:/x", "a b/c",
-        ] {
-            assert!(ModelRef::parse(bad).is_err(), "{bad}");
-        }
-        assert!(ModelRef::parse("a/b")
-            .unwrap()
-            .with_revision("../x")
-            .is_err());
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(encode("refs/pr/1", false), "refs%2Fpr%2F1");
-        assert_eq!(encode("dir/a b.gguf", true), "dir/a%20b.gguf");
-        assert_eq!(absolute("http://h:1/x", "/s/f"), "http://h:1/s/f");
-        assert_eq!(absolute("http://h:1", "https://cdn/f"), "https://cdn/f");
-        assert!(same_origin("http://h:1/a", "http://h:1"));
-        assert!(!same_origin(
-            "https://cdn.example/a",
-            "https://huggingface.co"
-        ));
     }
 }
