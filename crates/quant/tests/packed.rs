@@ -116,7 +116,7 @@ fn planar_reference(m: &PackedMatrix, x: &[f32]) -> Vec<u8> {
     }
     let mut offsets = Vec::new();
     let f = m.format;
-    if matches!(f.kind, Kind::Ternary { .. }) && f.group > f.act_block {
+    if matches!(f.kind, Kind::Ternary { .. } | Kind::Trit) && f.group > f.act_block {
         let per = f.group / f.act_block;
         let num = |v: &[u8], i: usize| <[u8; 4]>::try_from(&v[4 * i..4 * i + 4]).unwrap();
         for g in 0..x.len() / f.group {
@@ -185,7 +185,9 @@ fn check(
 ) {
     let mut rng = Rng(seed);
     let w = weights(&mut rng, ty, rows, cols, data);
-    let m = PackedMatrix::pack(ty, rows, cols, &w).expect("packable");
+    // Packed for `level`'s kernels (`PTQ1_0`: codes at AVX2, its own
+    // base-3 layout at AVX-512).
+    let m = PackedMatrix::pack_at(level, ty, rows, cols, &w).expect("packable");
     assert_eq!(m.n_groups(), rows.div_ceil(ROWS));
     let (reference, planar) = activations(&mut rng, &m, n_tokens, data);
     let pa = m.act_row_bytes();

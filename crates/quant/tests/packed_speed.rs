@@ -14,7 +14,8 @@ fn time(level: Isa, ty: GgmlType, rows: usize, cols: usize, n_tokens: usize) {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let t0 = Instant::now();
-    let m = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
+    // The layout `level`'s kernels run on (`PTQ1_0` differs by level).
+    let m = PackedMatrix::pack_at(level, ty, rows, cols, &w).unwrap();
     let pack = t0.elapsed().as_secs_f64();
     let pa = m.act_row_bytes();
     let x: Vec<f32> = (0..cols)

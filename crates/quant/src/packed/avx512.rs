@@ -38,6 +38,7 @@ pub(super) unsafe fn matmul(
             Kind::Q5_0 => 5,
             Kind::Q8_0 => 8,
             Kind::Q4K | Kind::Q6K => unreachable!("run by kquant_avx512"),
+            Kind::Trit => unreachable!("run by trit_avx512"),
         };
         match (k, f.group, f.act_block) {
             (1, 128, 32) => run::<1, 128, 32>(m, w, acts, a_row, n_tokens, band),
@@ -69,29 +70,51 @@ unsafe fn run<const K: usize, const G: usize, const S: usize>(
     let op = band.as_mut_ptr();
     // Band floats per group.
     let og = n_tokens * ROWS;
-    // SAFETY: (every call below) the caller guarantees the features and
-    // that `w`, `acts` and `band` cover `n_groups` groups and `n_tokens`
-    // tokens; each call covers group `g` and tokens `t..t + nt` inside
-    // those ranges. Decode is the one-token tile.
+    // SAFETY: the caller guarantees the features and that `w`, `acts` and
+    // `band` cover `n_groups` groups and `n_tokens` tokens; each call
+    // covers group `g`.
     unsafe {
         for g in 0..n_groups {
-            let (wg, og_) = (wp.add(g * gw), op.add(g * og));
-            let mut t = 0;
-            while t < n_tokens {
-                let nt = TILE.min(n_tokens - t);
-                let (a, o) = (ap.add(t * a_row), og_.add(t * ROWS));
-                match nt {
-                    8 => tile::<K, G, S, 8>(n, wg, a, a_row, o),
-                    7 => tile::<K, G, S, 7>(n, wg, a, a_row, o),
-                    6 => tile::<K, G, S, 6>(n, wg, a, a_row, o),
-                    5 => tile::<K, G, S, 5>(n, wg, a, a_row, o),
-                    4 => tile::<K, G, S, 4>(n, wg, a, a_row, o),
-                    3 => tile::<K, G, S, 3>(n, wg, a, a_row, o),
-                    2 => tile::<K, G, S, 2>(n, wg, a, a_row, o),
-                    _ => tile::<K, G, S, 1>(n, wg, a, a_row, o),
-                }
-                t += nt;
+            group::<K, G, S>(n, wp.add(g * gw), ap, a_row, n_tokens, op.add(g * og));
+        }
+    }
+}
+
+/// One row group (packed blocks from `wg`) times `n_tokens` tokens (`a_row` bytes apart
+/// from `a`), in tiles of up to [`TILE`] tokens: 16 floats per token from
+/// `o`. Decode is the one-token tile.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI must be present; `wg` holds the group's `n / G`
+/// blocks, `a` `n_tokens` planar activation rows of `n` values, `o`
+/// `16·n_tokens` floats.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn group<const K: usize, const G: usize, const S: usize>(
+    n: usize,
+    wg: *const u64,
+    a: *const u8,
+    a_row: usize,
+    n_tokens: usize,
+    o: *mut f32,
+) {
+    let mut t = 0;
+    // SAFETY: (every call) tokens `t..t + nt` of the caller's ranges.
+    unsafe {
+        while t < n_tokens {
+            let nt = TILE.min(n_tokens - t);
+            let (a, o) = (a.add(t * a_row), o.add(t * ROWS));
+            match nt {
+                8 => tile::<K, G, S, 8>(n, wg, a, a_row, o),
+                7 => tile::<K, G, S, 7>(n, wg, a, a_row, o),
+                6 => tile::<K, G, S, 6>(n, wg, a, a_row, o),
+                5 => tile::<K, G, S, 5>(n, wg, a, a_row, o),
+                4 => tile::<K, G, S, 4>(n, wg, a, a_row, o),
+                3 => tile::<K, G, S, 3>(n, wg, a, a_row, o),
+                2 => tile::<K, G, S, 2>(n, wg, a, a_row, o),
+                _ => tile::<K, G, S, 1>(n, wg, a, a_row, o),
             }
+            t += nt;
         }
     }
 }

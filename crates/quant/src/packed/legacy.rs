@@ -63,6 +63,7 @@ impl Shape {
                             }
                             Kind::Ternary { .. } => unreachable!("packed by ternary.rs"),
                             Kind::Q4K | Kind::Q6K => unreachable!("packed by kquant.rs"),
+                            Kind::Trit => unreachable!("packed by trit.rs"),
                         }
                     }
                 }

@@ -2,7 +2,9 @@
 //! formats (`Q1_0`, `Q2_0` g64, `Q2_0` g128 / `PQ2_0`, `PTQ1_0`, `TQ1_0`, `TQ2_0`:
 //! bit planes, below) and of `Q5_0`, `Q8_0` (`legacy.rs`), `Q4_K`, `Q6_K`
 //! (`kquant.rs`), and the matrix products that run on it (AVX-512 VNNI
-//! `avx512.rs` / `kquant_avx512.rs`, AVX2 `avx2.rs` for all but the K-quants).
+//! `avx512.rs` / `kquant_avx512.rs`, AVX2 `avx2.rs` for all but the K-quants);
+//! on AVX-512, `PTQ1_0` keeps its base-3 bytes instead (`trit.rs`, kernels
+//! `trit_avx512.rs`).
 //!
 //! Why: a row-major 1-bit row costs a horizontal reduction per 32 weights
 //! (one `Q8_0` activation block), which makes llama.cpp's and shohin's
@@ -30,12 +32,21 @@
 //! |                  | `c` at bits `2·(c % 4)`                               |
 //!
 //! `Q1_0`: `w = (2·bit − 1)·d`. Ternary formats: code 0..=3,
-//! `w = (code − 1)·d` (`TQ1_0` / `PTQ1_0` trits are stored as codes too, so
-//! they take `TQ2_0`'s / `PQ2_0`'s size and run `PQ2_0`'s kernels). Either way a chunk's 64 bytes, byte `4r + k` lined up
-//! with lane `r` of `vpdpbusd`, are one shift and one AND from a 64-byte
-//! load shared by 8 or 4 chunks. Sizes equal the source's (18·16 bytes
-//! per `Q1_0` / `Q2_0` block group, 34·16 for g128, 66·16 for `TQ2_0`),
-//! except `TQ1_0` (+22%) and `PTQ1_0` (34·16 bytes per 28·16: +21%).
+//! `w = (code − 1)·d` (`TQ1_0` trits are stored as codes too, so they take
+//! `TQ2_0`'s size and run its kernels; so are `PTQ1_0`'s where the kernels
+//! run at AVX2, taking `PQ2_0`'s size and kernels). Either way a chunk's 64
+//! bytes, byte `4r + k` lined up with lane `r` of `vpdpbusd`, are one shift
+//! and one AND from a 64-byte load shared by 8 or 4 chunks.
+//!
+//! `PTQ1_0` where the kernels run at AVX-512 ([`Kind::Trit`], `trit.rs`):
+//! the same chunk positions and scales, but 5 chunks' codes per byte as
+//! base-3 fractions (the source's own encoding, interleaved) and the
+//! scales after them: 56 words per block instead of 68.
+//!
+//! Sizes equal the source's (18·16 bytes per `Q1_0` / `Q2_0` block group,
+//! 34·16 for g128, 66·16 for `TQ2_0`), except `TQ1_0` (+22%) and `PTQ1_0`:
+//! 28·16 bytes become 448 (`Trit`, AVX-512: +0%) or 34·16 (codes, AVX2:
+//! +21%).
 //!
 //! Activations are read in a planar layout per token (`n` int8 quants, then
 //! `n/S` f32 scales, then `n/S` i32 quant sums): exactly [`crate::q8_0r`]
@@ -56,6 +67,9 @@ mod kquant;
 mod kquant_avx512;
 mod legacy;
 mod ternary;
+mod trit;
+#[cfg(target_arch = "x86_64")]
+mod trit_avx512;
 mod words;
 
 use words::Words;
@@ -84,6 +98,9 @@ pub enum Kind {
     Q4K,
     /// `Q6_K`: 6-bit codes, `i8` sub-block scales, see `kquant.rs`.
     Q6K,
+    /// `PTQ1_0` at AVX-512: ternary codes as base-3 fractions, 5 chunks per
+    /// 64-byte vector, see `trit.rs`. AVX-512 kernels only.
+    Trit,
 }
 
 /// The packed shape of a format.
@@ -97,13 +114,22 @@ pub struct PackFormat {
 }
 
 impl PackFormat {
-    /// The packed shape of `ty`, if it is one of the formats packed here.
+    /// The packed shape [`PackedMatrix::pack`] gives `ty` on this CPU (at
+    /// [`isa`]), if it is one of the formats packed here.
     pub fn of(ty: GgmlType) -> Option<Self> {
+        Self::at(ty, isa())
+    }
+
+    /// The packed shape of `ty` for the kernels of `level`: the same for
+    /// every level but `PTQ1_0`'s, which is [`Kind::Trit`] at AVX-512 (its
+    /// own kernels) and `PQ2_0`'s codes below.
+    pub fn at(ty: GgmlType, level: Isa) -> Option<Self> {
         use GgmlType::*;
         let t = |planes| Kind::Ternary { planes };
         let (kind, group, act_block) = match ty {
             Q1_0 => (t(1), 128, 32),
             Q2_0 => (t(2), 64, 32),
+            PTQ1_0 if level >= Isa::Avx512 => (Kind::Trit, 128, 32),
             Q2_0G128 | PQ2_0 | PTQ1_0 => (t(2), 128, 32),
             TQ1_0 | TQ2_0 => (t(2), 256, 256),
             Q5_0 => (Kind::Q5_0, 32, 32),
@@ -120,15 +146,25 @@ impl PackFormat {
     }
 
     /// `u64` words per block (one weight group of 16 rows): 4 words of
-    /// scales, then the chunks of 4 weights.
+    /// scales, then the chunks of 4 weights (`Trit`, `Q4_K`, `Q6_K`: see
+    /// their modules).
     pub fn block_words(self) -> usize {
         let chunks = self.group / 4;
         4 + match self.kind {
             Kind::Ternary { planes } => chunks * planes,
             Kind::Q5_0 => chunks * 5,
             Kind::Q8_0 => chunks * 8,
+            Kind::Trit => return trit::BLOCK_WORDS,
             Kind::Q4K => return kquant::Q4K_WORDS,
             Kind::Q6K => return kquant::Q6K_WORDS,
+        }
+    }
+
+    /// Whether this packed shape has kernels at `level`.
+    pub fn has_kernels(self, level: Isa) -> bool {
+        match self.kind {
+            Kind::Ternary { .. } | Kind::Q5_0 | Kind::Q8_0 => level >= Isa::Avx2,
+            Kind::Q4K | Kind::Q6K | Kind::Trit => level >= Isa::Avx512,
         }
     }
 
@@ -146,7 +182,7 @@ impl PackFormat {
     /// none otherwise.
     pub fn group_offsets(self, n: usize) -> usize {
         match self.kind {
-            Kind::Ternary { .. } if self.group > self.act_block => n / self.group,
+            Kind::Ternary { .. } | Kind::Trit if self.group > self.act_block => n / self.group,
             _ => 0,
         }
     }
@@ -171,15 +207,11 @@ pub struct PackedMatrix {
     data: Words,
 }
 
-/// Whether `ty` has packed kernels at `level`.
+/// Whether `ty` has packed kernels at `level` (for the shape it packs to
+/// there, [`PackFormat::at`]; a matrix packed at another level may not:
+/// [`PackedMatrix::has_kernels`]).
 pub fn has_kernels(ty: GgmlType, level: Isa) -> bool {
-    let Some(f) = PackFormat::of(ty) else {
-        return false;
-    };
-    match f.kind {
-        Kind::Ternary { .. } | Kind::Q5_0 | Kind::Q8_0 => level >= Isa::Avx2,
-        Kind::Q4K | Kind::Q6K => level >= Isa::Avx512,
-    }
+    PackFormat::at(ty, level).is_some_and(|f| f.has_kernels(level))
 }
 
 /// Whether this CPU has packed kernels for `ty` (at [`isa`], so
@@ -194,8 +226,15 @@ impl PackedMatrix {
     /// blocks, or this CPU has no packed kernel: the row-major kernels run
     /// then.
     pub fn pack(ty: GgmlType, rows: usize, cols: usize, src: &[u8]) -> Option<Self> {
-        let format = PackFormat::of(ty)?;
-        if !available(ty) || cols == 0 || !cols.is_multiple_of(format.group) {
+        Self::pack_at(isa(), ty, rows, cols, src)
+    }
+
+    /// [`Self::pack`] for the kernels of `level` ([`PackFormat::at`]; tests
+    /// pack `PTQ1_0` both ways). `None` also when the CPU lacks `level`.
+    pub fn pack_at(level: Isa, ty: GgmlType, rows: usize, cols: usize, src: &[u8]) -> Option<Self> {
+        let format = PackFormat::at(ty, level)?;
+        let usable = has_kernels(ty, level) && level <= crate::simd::detected();
+        if !usable || cols == 0 || !cols.is_multiple_of(format.group) {
             return None;
         }
         let row_bytes = crate::row_bytes(ty, cols).ok()?;
@@ -208,6 +247,7 @@ impl PackedMatrix {
         let shape = Shape { ty, format, rows };
         let pack_one = |(g, dst): (usize, &mut [u64])| match format.kind {
             Kind::Ternary { .. } => shape.pack_ternary_group(src, row_bytes, g, dst),
+            Kind::Trit => shape.pack_trit_group(src, row_bytes, g, dst),
             Kind::Q5_0 | Kind::Q8_0 => shape.pack_legacy_group(src, row_bytes, g, dst),
             Kind::Q4K | Kind::Q6K => shape.pack_kquant_group(src, row_bytes, g, dst),
         };
@@ -222,6 +262,12 @@ impl PackedMatrix {
             cols,
             data,
         })
+    }
+
+    /// Whether this matrix, as packed, has kernels at `level` (a `PTQ1_0`
+    /// matrix packed for AVX-512 has none at AVX2).
+    pub fn has_kernels(&self, level: Isa) -> bool {
+        self.format.has_kernels(level)
     }
 
     /// Row groups of 16 (the last one possibly padded).
@@ -328,8 +374,8 @@ impl PackedMatrix {
     }
 
     /// [`Self::matmul_groups`] with the kernels of `level` (tests run every
-    /// level the CPU has). Panics if `level` has no kernel for this format
-    /// ([`has_kernels`]) or the CPU lacks `level`.
+    /// level the CPU has). Panics if `level` has no kernel for this matrix
+    /// as packed ([`Self::has_kernels`]) or the CPU lacks `level`.
     pub fn matmul_groups_at(
         &self,
         level: Isa,
@@ -344,9 +390,10 @@ impl PackedMatrix {
         assert!(acts.len() >= n_tokens * a_row);
         assert_eq!(band.len(), groups.len() * n_tokens * ROWS);
         assert!(
-            has_kernels(self.ty, level) && level <= crate::simd::detected(),
-            "no packed {} kernel at {level:?} on this CPU",
-            self.ty
+            self.has_kernels(level) && level <= crate::simd::detected(),
+            "no packed {} ({:?}) kernel at {level:?} on this CPU",
+            self.ty,
+            self.format.kind
         );
         #[cfg(target_arch = "x86_64")]
         {
@@ -359,6 +406,9 @@ impl PackedMatrix {
                 match level {
                     Isa::Avx512 if matches!(self.format.kind, Kind::Q4K | Kind::Q6K) => {
                         kquant_avx512::matmul(self, w, acts, a_row, n_tokens, band)
+                    }
+                    Isa::Avx512 if self.format.kind == Kind::Trit => {
+                        trit_avx512::matmul(self, w, acts, a_row, n_tokens, band)
                     }
                     Isa::Avx2 => avx2::matmul(self, w, acts, a_row, n_tokens, band),
                     Isa::Avx512 => avx512::matmul(self, w, acts, a_row, n_tokens, band),
