@@ -3,8 +3,8 @@
 //! and run by the AVX-512 `PQ2_0` kernel: the outputs must be equal **bit
 //! for bit** (both form exact integer block sums and then the same float
 //! operations in the same order), for decode (one token, the two-`vpdpbusd`
-//! kernel) and prefill (every tile tail, several whole tiles: the expanded
-//! scratch), on random weights (quantized from floats, and raw random
+//! kernel) and prefill (every tile tail, several whole tiles: the scratch
+//! rewritten in `PQ2_0`'s form), on random weights (quantized from floats, and raw random
 //! bytes, including bytes above 242 and f16 scales of both signs), row
 //! counts that leave a partial group, and 128 to 12288 columns. A wrong
 //! digit order, chunk, lane or decode identity changes the integer sums
