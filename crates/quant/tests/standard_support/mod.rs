@@ -3,6 +3,7 @@
 //! gguf-py and ggml) and a small deterministic PRNG.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use shohin_quant::simd::{supported, Isa};
 use shohin_quant::GgmlType;
 
 /// The formats these tests cover, with the name of their data file.
@@ -84,4 +85,38 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
+}
+
+/// The SIMD levels to check (empty on a CPU without AVX2: the scalar
+/// kernels are then the only ones, covered by the other test files).
+pub fn levels() -> Vec<Isa> {
+    let l: Vec<Isa> = [Isa::Neon, Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|&l| supported(l))
+        .collect();
+    if l.is_empty() {
+        eprintln!("no SIMD level detected: nothing to compare");
+    }
+    l
+}
+
+/// Random floats: normal values times a per-block scale over many
+/// magnitudes, with occasional outliers and exact zeros.
+pub fn floats(n: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut x = Vec::with_capacity(n);
+    while x.len() < n {
+        let scale = 10f64.powf(rng.uniform(-4.0, 3.0));
+        for _ in 0..32.min(n - x.len()) {
+            let u = rng.unit();
+            let v = if u < 0.02 {
+                0.0
+            } else if u < 0.05 {
+                rng.normal() * 30.0
+            } else {
+                rng.normal()
+            };
+            x.push((v * scale) as f32);
+        }
+    }
+    x
 }
