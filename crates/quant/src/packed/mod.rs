@@ -122,14 +122,15 @@ impl PackFormat {
 
     /// The packed shape of `ty` for the kernels of `level`: the same for
     /// every level but `PTQ1_0`'s, which is [`Kind::Trit`] at AVX-512 (its
-    /// own kernels) and `PQ2_0`'s codes below.
+    /// own kernels) and `PQ2_0`'s codes below, or everywhere with
+    /// `SHOHIN_PTQ1_CODES=1` ([`ptq1_codes`]).
     pub fn at(ty: GgmlType, level: Isa) -> Option<Self> {
         use GgmlType::*;
         let t = |planes| Kind::Ternary { planes };
         let (kind, group, act_block) = match ty {
             Q1_0 => (t(1), 128, 32),
             Q2_0 => (t(2), 64, 32),
-            PTQ1_0 if level >= Isa::Avx512 => (Kind::Trit, 128, 32),
+            PTQ1_0 if level >= Isa::Avx512 && !ptq1_codes() => (Kind::Trit, 128, 32),
             Q2_0G128 | PQ2_0 | PTQ1_0 => (t(2), 128, 32),
             TQ1_0 | TQ2_0 => (t(2), 256, 256),
             Q5_0 => (Kind::Q5_0, 32, 32),
@@ -205,6 +206,17 @@ pub struct PackedMatrix {
     pub rows: usize,
     pub cols: usize,
     data: Words,
+}
+
+/// Whether `SHOHIN_PTQ1_CODES=1` asks for `PTQ1_0` as `PQ2_0`'s 2-bit codes
+/// even where [`Kind::Trit`] runs: 21% more memory than the file, but
+/// `PQ2_0`'s speed when several tokens share a product (measured on the
+/// synthetic 9B model, 2 threads: two or four sequences decoding together
+/// ~1.5x faster than with `Trit`, prompts ~4% faster, one sequence ~10%
+/// slower). Read once.
+pub fn ptq1_codes() -> bool {
+    static CODES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CODES.get_or_init(|| std::env::var("SHOHIN_PTQ1_CODES").as_deref() == Ok("1"))
 }
 
 /// Whether `ty` has packed kernels at `level` (for the shape it packs to

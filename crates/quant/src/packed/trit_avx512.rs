@@ -19,7 +19,8 @@
 //! at 0.99x-1.18x `PQ2_0`'s tokens/s over 4 interleaved rounds, median
 //! ~1.10x).
 //!
-//! Prefill (several tokens) would pay that extra `vpdpbusd` per token, so
+//! Prefill (more than [`DECODE_TOKENS`] tokens) would pay that extra
+//! `vpdpbusd` per token, so
 //! instead each row group is rewritten once into a thread-local scratch in
 //! `PQ2_0`'s packed form (2-bit codes, `Kind::Ternary { planes: 2 }`, the
 //! size of the group's own packed `PQ2_0` data: 17 KiB at 4096 columns),
@@ -32,6 +33,9 @@ use super::trit::{BLOCK_WORDS, SCALES_AT, TAIL_AT, VECTORS};
 use super::{PackedMatrix, ROWS};
 use core::arch::x86_64::*;
 use std::cell::RefCell;
+
+/// Token counts run by the decode kernel, one token at a time.
+const DECODE_TOKENS: usize = 2;
 
 /// Weights per block (`PTQ1_0`'s) and per activation block (`Q8_0R`).
 const G: usize = 128;
@@ -73,10 +77,25 @@ pub(super) unsafe fn matmul(
     let n_groups = w.len() / gw;
     debug_assert_eq!(band.len(), n_groups * n_tokens * ROWS);
     let (wp, ap, op) = (w.as_ptr(), acts.as_ptr(), band.as_mut_ptr());
-    if n_tokens == 1 {
+    // Up to 2 tokens (decode, two slots decoding together, short
+    // speculative checks): the decode kernel once per token, the group's
+    // weights read from DRAM once and from cache for the second token;
+    // 2·(2 adds + 2 `vpdpbusd`) per chunk against the rewrite's ~7 ops
+    // plus a shift, an AND and 2 `vpdpbusd`.
+    if n_tokens <= DECODE_TOKENS {
         for g in 0..n_groups {
-            // SAFETY: group `g` of `w`, the one token row, its 16 floats.
-            unsafe { decode_group(n, wp.add(g * gw), ap, op.add(g * ROWS)) };
+            for t in 0..n_tokens {
+                // SAFETY: group `g` of `w`, token row `t`, its 16 floats
+                // (band `[group][token][16]`).
+                unsafe {
+                    decode_group(
+                        n,
+                        wp.add(g * gw),
+                        ap.add(t * a_row),
+                        op.add((g * n_tokens + t) * ROWS),
+                    )
+                };
+            }
         }
         return;
     }
