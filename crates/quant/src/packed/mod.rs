@@ -245,7 +245,7 @@ impl PackedMatrix {
     /// pack `PTQ1_0` both ways). `None` also when the CPU lacks `level`.
     pub fn pack_at(level: Isa, ty: GgmlType, rows: usize, cols: usize, src: &[u8]) -> Option<Self> {
         let format = PackFormat::at(ty, level)?;
-        let usable = has_kernels(ty, level) && level <= crate::simd::detected();
+        let usable = format.has_kernels(level) && level <= crate::simd::detected();
         if !usable || cols == 0 || !cols.is_multiple_of(format.group) {
             return None;
         }

@@ -46,16 +46,10 @@ const S: usize = 32;
 /// words per 4 chunks.
 const PQ2_WORDS: usize = 4 + G / 4 * 2;
 
-/// One cache line of the prefill scratch (so that its chunks are aligned).
-#[derive(Clone, Copy)]
-#[repr(align(64))]
-// Only written and read through raw pointers.
-#[allow(dead_code)]
-struct Line([u64; 8]);
-
 thread_local! {
-    /// A row group's blocks in `PQ2_0`'s packed form ([`PQ2_WORDS`] each).
-    static SCRATCH: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+    /// A row group's blocks in `PQ2_0`'s packed form ([`PQ2_WORDS`] each;
+    /// read with unaligned loads, as the packed words are).
+    static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// # Safety
@@ -99,10 +93,9 @@ pub(super) unsafe fn matmul(
         }
         return;
     }
-    let lines = (n / G * PQ2_WORDS).div_ceil(8);
     SCRATCH.with_borrow_mut(|scratch| {
-        scratch.resize(lines, Line([0; 8]));
-        let sp = scratch.as_mut_ptr() as *mut u64;
+        scratch.resize(n / G * PQ2_WORDS, 0);
+        let sp = scratch.as_mut_ptr();
         for g in 0..n_groups {
             // SAFETY: group `g` of `w` expands into the scratch sized for
             // one group above; the tiles read it, the `n_tokens` token rows
